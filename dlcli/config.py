@@ -1,0 +1,372 @@
+"""The experiment config: a tree of small typed models, and the one function that reads YAML into it.
+
+Every key has a default, so an empty mapping is a valid experiment. Validation collects every problem
+(unknown keys with a suggestion, wrong types, out-of-range values, unknown names, missing files) and
+raises one `UserError` naming the file, the dotted key and what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError
+
+from dlcli.errors import UserError, prefixed
+
+
+def _reject_bool(value: Any) -> Any:
+    # pydantic's lax mode reads `true` as 1; in a config that is always a mistake.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+def _batch_size(value: Any) -> int | str:
+    if value == "full":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError(f"must be an integer >= 1 or 'full', got {value!r}")
+
+
+def _device(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        return value
+    raise ValueError(f"must be auto, cpu, mps, cuda or cuda:N, got {value!r}")
+
+
+Number = Annotated[float, BeforeValidator(_reject_bool)]
+Integer = Annotated[int, BeforeValidator(_reject_bool)]
+BatchSize = Annotated[Union[int, str], PlainValidator(_batch_size)]
+Device = Annotated[str, PlainValidator(_device)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ---- per-data-set parameters (data.params) -------------------------------------------------------
+
+
+class GaussiansParams(Section):
+    classes: Annotated[Integer, Field(ge=2)] = 2  # number of classes, means evenly spaced on a line
+    dim: Annotated[Integer, Field(ge=1)] = 2  # input dimension
+    separation: Annotated[Number, Field(ge=0)] = 2.0  # distance between neighbouring class means
+    sigma: Annotated[Number, Field(gt=0)] = 1.0  # standard deviation of every class (isotropic)
+
+
+class SineParams(Section):
+    dim: Annotated[Integer, Field(ge=1)] = 1  # inputs; y depends on the first, the rest are distractors
+    noise: Annotated[Number, Field(ge=0)] = 0.1  # std of the Gaussian noise on y; Bayes error = noise²
+
+
+class MoonsParams(Section):
+    noise: Annotated[Number, Field(ge=0)] = 0.2  # std of the Gaussian noise added to the points
+
+
+class SplitParams(Section):
+    test_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.25  # stratified, seeded by `seed`
+
+
+class Mnist1dParams(Section):
+    num_samples: Annotated[Integer, Field(ge=20)] = 5000  # samples generated, train + test
+    train_split: Annotated[Number, Field(gt=0, lt=1)] = 0.8  # fraction of them used for training
+    seed: Integer = 42  # the generator's seed; 42 gives the standard MNIST-1D
+
+
+Task = Literal["auto", "classification", "regression"]
+
+
+class CsvParams(Section):
+    path: str  # CSV file with a header row; relative paths start at the config file's folder
+    target: str | None = None  # target column (default: the last one)
+    test_path: str | None = None  # separate test file; without it a seeded split of `path`
+    test_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.2
+    task: Task = "auto"  # auto: integer or text targets are classes, floats are regression
+
+
+class NpzParams(Section):
+    path: str  # .npz with arrays x, y, x_test, y_test
+    task: Task = "auto"
+
+
+DATA_PARAMS: dict[str, type[Section]] = {
+    "gaussians": GaussiansParams,
+    "sine": SineParams,
+    "moons": MoonsParams,
+    "digits": SplitParams,
+    "breast_cancer": SplitParams,
+    "mnist1d": Mnist1dParams,
+    "csv": CsvParams,
+    "npz": NpzParams,
+}
+DataName = Literal["gaussians", "sine", "moons", "digits", "breast_cancer", "mnist1d", "csv", "npz"]
+
+
+# ---- the experiment ------------------------------------------------------------------------------
+
+
+class DataConfig(Section):
+    name: DataName = "mnist1d"
+    n_train: Annotated[Integer, Field(ge=1)] | None = None  # first n training samples (None = all)
+    n_test: Annotated[Integer, Field(ge=1)] | None = None
+    label_noise: Annotated[Number, Field(ge=0, le=1)] = 0.0  # fraction of training labels flipped
+    standardize: bool = True  # z-score features with training-set statistics
+    params: dict[str, Any] = {}  # per-data-set knobs, see DATA_PARAMS
+
+
+class ModelConfig(Section):
+    name: Literal["linear", "mlp", "cnn"] = "mlp"
+    hidden: list[Annotated[Integer, Field(ge=1)]] = [100, 100]  # widths (mlp) or channels (cnn)
+    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
+    dropout: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # probability of dropping a unit
+    norm: Literal["none", "batch", "layer"] = "none"
+
+
+class OptimConfig(Section):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: Annotated[Number, Field(gt=0)] = 0.1
+    momentum: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # sgd only
+    batch_size: BatchSize = 32  # samples per update, or "full" for gradient descent
+    batch_order: Literal["shuffle", "sequential", "stride"] = "shuffle"
+
+
+class RegularizationConfig(Section):
+    l2: Annotated[Number, Field(ge=0)] = 0.0  # λ in + (λ/2)·||W||² added to the loss
+    l1: Annotated[Number, Field(ge=0)] = 0.0  # λ in + λ·||W||₁ added to the loss
+    weight_decay: Annotated[Number, Field(ge=0)] = 0.0  # decoupled: w ← w − lr·decay·w each step
+
+
+class TrainConfig(Section):
+    epochs: Annotated[Integer, Field(ge=0)] = 20  # passes over the training set
+
+
+class Experiment(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "experiment"
+    seed: Annotated[Integer, Field(ge=0)] = 0
+    device: Device = "auto"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: Literal["cross_entropy", "bce", "mse"] = "cross_entropy"
+    optim: OptimConfig = OptimConfig()
+    regularization: RegularizationConfig = RegularizationConfig()
+    train: TrainConfig = TrainConfig()
+
+
+# ---- reading YAML and overrides ------------------------------------------------------------------
+
+
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
+    """Read a YAML config, apply `key=value` overrides, validate, and resolve data paths."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    raw.setdefault("name", _default_name(path))
+    return experiment_from_dict(raw, overrides, source=str(path), base_dir=path.parent)
+
+
+def experiment_from_dict(
+    raw: dict[str, Any],
+    overrides: list[str] | tuple[str, ...] = (),
+    source: str | None = None,
+    base_dir: Path | None = None,
+) -> Experiment:
+    """Validate a config mapping (plus overrides); raises `UserError` listing every problem."""
+    raw = json.loads(json.dumps(raw, default=str))  # deep copy, plain types only
+    overridden = apply_overrides(raw, parse_overrides(overrides))
+    problems: list[str] = []
+
+    def where(key: str) -> str | None:
+        hit = any(key == o or key.startswith(o + ".") or o.startswith(key + ".") for o in overridden)
+        return "--set" if hit else source
+
+    experiment = None
+    try:
+        experiment = Experiment.model_validate(raw)
+    except ValidationError as error:
+        problems += [prefixed(where(key), key, message) for key, message in _describe(error, Experiment)]
+    params, param_problems = _validate_params(raw, base_dir or Path.cwd())
+    problems += [prefixed(where(key), key, message) for key, message in param_problems]
+    if experiment is not None:
+        problems += [prefixed(where(key), key, message) for key, message in _cross_checks(experiment)]
+    if problems:
+        raise UserError(problems)
+    assert experiment is not None
+    return experiment.model_copy(update={"data": experiment.data.model_copy(update={"params": params})})
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Safe-load a YAML file that must hold a mapping; every failure is a one-line `UserError`."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read: {error}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as error:
+        line = f"line {error.problem_mark.line + 1}: " if error.problem_mark else ""
+        raise UserError(
+            f"{path}: {line}YAML tag {_tag_of(error)} is not allowed "
+            "(plain YAML only: mappings, lists, strings, numbers, booleans, null)"
+        ) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserError(f"{path}: {line}YAML syntax error: {problem}") from None
+    if raw is None:
+        raise UserError(f"{path}: the file is empty (expected a mapping of config keys)")
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of config keys, got a {type(raw).__name__}")
+    return raw
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, Any]]:
+    """Turn `key=value` strings into (dotted key, YAML-parsed value) pairs."""
+    parsed, problems = [], []
+    for item in overrides:
+        key, equals, text = item.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            problems.append(f"--set {item}: expected KEY=VALUE, e.g. --set optim.lr=0.05")
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            problems.append(f"--set {item}: the value is not valid YAML")
+            continue
+        parsed.append((key, value))
+    if problems:
+        raise UserError(problems)
+    return parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]]) -> list[str]:
+    """Set each dotted key in the nested mapping; returns the keys set."""
+    for key, value in overrides:
+        node = raw
+        *parents, leaf = key.split(".")
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                prefix = ".".join(parents[: depth + 1])
+                raise UserError(f"--set {key}: {prefix} is a value, not a section")
+            node = child
+        node[leaf] = value
+    return [key for key, _ in overrides]
+
+
+def to_yaml(experiment: Experiment) -> str:
+    """The fully resolved config, in the same shape a user writes."""
+    return yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False)
+
+
+def config_hash(experiment: Experiment) -> str:
+    """A content hash of the resolved config: equal hashes mean the same experiment."""
+    blob = json.dumps(experiment.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _default_name(path: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("._-")
+    return name or "experiment"
+
+
+def _tag_of(error: yaml.constructor.ConstructorError) -> str:
+    found = re.search(r"tag '([^']+)'", str(error.problem))
+    tag = found.group(1) if found else "?"
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:")
+
+
+def _describe(error: ValidationError, model: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:
+    """Turn pydantic errors into (dotted key, message) with friendlier wording."""
+    described = []
+    for item in error.errors():
+        loc = prefix + tuple(part for part in item["loc"] if not _is_branch_tag(part))
+        key = ".".join(str(part) for part in loc)
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key" + _suggestion(model, loc, prefix)
+        elif kind == "literal_error":
+            allowed = item["ctx"]["expected"].replace("'", "")
+            message = f"unknown value {item['input']!r} (allowed: {allowed})"
+        elif kind in ("model_type", "dict_type"):
+            message = f"expected a mapping of keys, got {item['input']!r}"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            if kind not in ("value_error", "missing") and not isinstance(item["input"], (dict, list)):
+                message += f", got {item['input']!r}"
+        described.append((key, message))
+    return described
+
+
+def _is_branch_tag(part: Any) -> bool:
+    # pydantic names the branch of an Optional/Union in the location, e.g. ('n_train', 'int').
+    return isinstance(part, str) and (part in ("int", "float", "str", "bool", "none") or "[" in part)
+
+
+def _suggestion(model: type[BaseModel], loc: tuple, prefix: tuple) -> str:
+    section = _section_at(model, loc[len(prefix) : -1])
+    if section is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean {'.'.join(map(str, loc[:-1] + (close[0],)))}?)" if close else (
+        f" (allowed: {', '.join(section.model_fields)})"
+    )
+
+
+def _section_at(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _validate_params(raw: dict[str, Any], base_dir: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Validate data.params against the chosen data set's schema; resolve and check file paths."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    schema = DATA_PARAMS.get(data.get("name", DataConfig.model_fields["name"].default))
+    params = data.get("params", {})
+    if schema is None or not isinstance(params, dict):
+        return {}, []  # the main validation already reports the bad name or type
+    try:
+        validated = schema.model_validate(params).model_dump()
+    except ValidationError as error:
+        return {}, _describe(error, schema, prefix=("data", "params"))
+    problems = []
+    for key in ("path", "test_path"):
+        if validated.get(key) is not None:
+            resolved = (base_dir / validated[key]).resolve()
+            if not resolved.is_file():
+                problems.append((f"data.params.{key}", f"file not found: {resolved}"))
+            validated[key] = str(resolved)
+    return validated, problems
+
+
+def _cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
+    """Problems that involve more than one key but no data."""
+    problems = []
+    if experiment.optim.momentum > 0 and experiment.optim.name != "sgd":
+        problems.append(("optim.momentum", f"applies to sgd only, not {experiment.optim.name}"))
+    if experiment.model.name == "linear":
+        if experiment.model.dropout > 0:
+            problems.append(("model.dropout", "the linear model has no hidden units to drop (use mlp)"))
+        if experiment.model.norm != "none":
+            problems.append(("model.norm", "the linear model has no hidden layers to normalize (use mlp)"))
+    elif not experiment.model.hidden:
+        problems.append(("model.hidden", f"{experiment.model.name} needs at least one hidden width"))
+    if experiment.data.name == "sine" and experiment.data.label_noise > 0:
+        problems.append(("data.label_noise", "applies to classification data; sine is regression"))
+    return problems

@@ -1,0 +1,101 @@
+"""The files a run writes, and how: metrics appended and flushed per epoch, everything else atomically.
+
+<out>/<name>/<run-id>/
+    config.yaml    the fully resolved config
+    metrics.csv    one row per epoch (epoch 0 = before training)
+    summary.json   status, final and best metrics, provenance
+    model.pt       state dict at the end of the last completed epoch
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds"]
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
+
+
+def _json_safe(value: Any) -> Any:
+    # JSON has no NaN or infinity; a diverged metric is written as null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def new_run_dir(out_root: Path, name: str, config_hash: str) -> Path:
+    """Create <out>/<name>/<timestamp>-<hash>, with a numeric suffix if that exists already."""
+    parent = Path(out_root) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_hash[:6]}"
+    for attempt in range(1, 1000):
+        candidate = parent / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run directory under {parent}")
+
+
+class MetricsLog:
+    """metrics.csv, one row appended and flushed to disk per epoch, so a crash keeps every epoch."""
+
+    def __init__(self, path: Path, columns: list[str] = METRIC_COLUMNS):
+        self.path, self.columns = path, columns
+        self._append(columns)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._append([_format(row[column]) for column in self.columns])
+
+    def _append(self, cells: list[Any]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(buffer.getvalue())
+            file.flush()
+            os.fsync(file.fileno())
+
+
+def _format(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+    with open(Path(run_dir) / "metrics.csv", encoding="utf-8") as file:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file)]
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))

@@ -1,0 +1,239 @@
+"""One training run: check everything, then train epoch by epoch, logging train and test metrics.
+
+Nothing is written until the config, the data and the model have all been checked. Data lives on the
+device; batches index a permutation; metrics are read back to the host once per epoch.
+"""
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+import dlcli
+from dlcli import losses
+from dlcli.config import Experiment, config_hash, to_yaml
+from dlcli.data import Dataset, load_dataset
+from dlcli.errors import UserError
+from dlcli.models import build_model, parameter_count
+from dlcli.optimizers import build_optimizer
+from dlcli.results import MetricsLog, atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir
+
+DEFAULT_OUT = Path("results")
+EVAL_BATCH = 8192  # samples per forward pass when measuring a whole split
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, all checked: the data set, the device and the initialized model."""
+
+    experiment: Experiment
+    dataset: Dataset
+    device: torch.device
+    model: nn.Module
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # completed | diverged | interrupted
+    summary: dict[str, Any]
+
+
+def resolve_device(spec: str) -> torch.device:
+    """auto = cuda if available, else mps, else cpu; an unavailable device is the user's error."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device: {spec} is not available here (no CUDA GPU; allowed: auto, cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device: {spec} does not exist (this machine has {torch.cuda.device_count()} GPUs)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device: {spec} is not available here (allowed: auto, cpu)")
+    return device
+
+
+def prepare(experiment: Experiment) -> Prepared:
+    """Load the data and build the model, raising `UserError` for anything that does not fit."""
+    device = resolve_device(experiment.device)
+    dataset = load_dataset(experiment.data, experiment.seed)
+    problems = losses.loss_problems(experiment.loss, dataset.task, dataset.num_classes, experiment.data.name)
+    if dataset.task == "regression" and experiment.data.label_noise > 0:
+        problems.append(f"data.label_noise: {experiment.data.name} is a regression data set; it has no labels to flip")
+    if problems:
+        raise UserError(problems)
+    torch.manual_seed(experiment.seed)  # the initial weights depend on the seed alone
+    outputs = losses.output_width(experiment.loss, dataset.task, dataset.num_classes)
+    model = build_model(experiment.model, dataset.input_shape, outputs).to(device)
+    return Prepared(experiment, dataset, device, model)
+
+
+def train(
+    experiment: Experiment,
+    out_root: str | Path = DEFAULT_OUT,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Train one experiment into a new run directory under <out_root>/<name>/."""
+    prepared = prepare(experiment)
+    digest = config_hash(experiment)
+    run_dir = new_run_dir(Path(out_root), experiment.name, digest)
+    atomic_write_text(run_dir / "config.yaml", to_yaml(experiment))
+    summary = _summary_header(prepared, run_dir, digest)
+    atomic_write_json(run_dir / "summary.json", {**summary, "status": "running"})
+    return _run(prepared, run_dir, summary, on_epoch or (lambda row: None))
+
+
+def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) -> RunResult:
+    experiment, model = prepared.experiment, prepared.model
+    split = _to_device(prepared.dataset, prepared.device)
+    optimizer = build_optimizer(model.parameters(), experiment.optim, experiment.regularization.weight_decay)
+    generator = torch.Generator().manual_seed(experiment.seed)  # batch order, apart from the init
+    log = MetricsLog(run_dir / "metrics.csv")
+    started = time.perf_counter()
+    rows, snapshot, step, status, message = [], None, 0, "completed", None
+    try:
+        for epoch in range(experiment.train.epochs + 1):  # epoch 0 measures the initial model
+            batch_loss_sum = None
+            if epoch > 0:
+                batch_loss_sum, updates = _train_epoch(model, optimizer, split, experiment, generator)
+                step += updates
+            measured = _measure(model, split, experiment.loss, batch_loss_sum)
+            if measured is None:
+                status, message = "diverged", _divergence_message(epoch, experiment)
+                break
+            row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], **measured,
+                   "seconds": time.perf_counter() - started}
+            log.append(row)
+            rows.append(row)
+            snapshot = {key: value.detach().clone() for key, value in model.state_dict().items()}
+            on_epoch(row)
+    except KeyboardInterrupt:
+        status, message = "interrupted", f"interrupted after {max(len(rows) - 1, 0)} completed epochs"
+    if snapshot is not None:
+        atomic_write_bytes(run_dir / "model.pt", _serialize(snapshot))
+    summary = _final_summary(header, rows, status, message, time.perf_counter() - started)
+    atomic_write_json(run_dir / "summary.json", summary)
+    return RunResult(run_dir, status, summary)
+
+
+def _divergence_message(epoch: int, experiment: Experiment) -> str:
+    if epoch == 0:
+        return "the loss is not finite at initialization"
+    return (f"loss became NaN or infinite in epoch {epoch} (optim.lr = {experiment.optim.lr}); "
+            f"kept epochs 0-{epoch - 1}")
+
+
+def _train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experiment: Experiment,
+                 generator: torch.Generator) -> tuple[Tensor, int]:
+    """One pass over the training set; returns the summed batch losses (on the device) and the updates."""
+    loss_fn = losses.LOSSES[experiment.loss]
+    l1, l2 = experiment.regularization.l1, experiment.regularization.l2
+    x, y = split["x_train"], split["y_train"]
+    model.train()
+    loss_sum = torch.zeros((), device=x.device)
+    batches = epoch_batches(len(x), experiment.optim.batch_size, experiment.optim.batch_order, generator)
+    for indices in batches:
+        indices = indices.to(x.device)
+        data_loss = loss_fn(model(x[indices]), y[indices]).mean()
+        objective = data_loss + losses.penalty(model.parameters(), l1, l2) if (l1 or l2) else data_loss
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        loss_sum += data_loss.detach()
+    return loss_sum, len(batches)
+
+
+def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Generator | None = None) -> list[Tensor]:
+    """The index batches of one epoch; the last batch keeps the remainder.
+
+    shuffle: a fresh random permutation each epoch; sequential: 0, 1, 2, ...; stride: a fixed step
+    through the data, 0, s, 2s, ..., 1, 1+s, ..., with s the number of batches, so each batch spans it.
+    """
+    size = n if batch_size == "full" else min(int(batch_size), n)
+    if order == "shuffle":
+        permutation = torch.randperm(n, generator=generator)
+    elif order == "stride":
+        count = -(-n // size)  # batches per epoch
+        permutation = torch.cat([torch.arange(start, n, count) for start in range(count)])
+    else:
+        permutation = torch.arange(n)
+    return list(permutation.split(size))
+
+
+@torch.inference_mode()
+def evaluate_outputs(model: nn.Module, x: Tensor) -> Tensor:
+    """The model's outputs for a whole split, in large batches, with dropout off."""
+    model.eval()
+    return torch.cat([model(chunk) for chunk in x.split(EVAL_BATCH)])
+
+
+def _measure(model: nn.Module, split: dict[str, Tensor], loss: str,
+             batch_loss_sum: Tensor | None) -> dict[str, float] | None:
+    """Loss and error on both splits; None if any loss (or the epoch's batch losses) is not finite."""
+    measured = []
+    for name in ("train", "test"):
+        outputs = evaluate_outputs(model, split[f"x_{name}"])
+        targets = split[f"y_{name}"]
+        measured += [losses.LOSSES[loss](outputs, targets).mean(), losses.errors(loss, outputs, targets).mean()]
+    if batch_loss_sum is not None:
+        measured.append(batch_loss_sum)
+    values = torch.stack(measured).double().tolist()  # one read-back per epoch
+    if not all(map(math.isfinite, values)):
+        return None
+    return dict(zip(("train_loss", "train_error", "test_loss", "test_error"), values))
+
+
+def _to_device(dataset: Dataset, device: torch.device) -> dict[str, Tensor]:
+    arrays = {"x_train": dataset.x_train, "y_train": dataset.y_train,
+              "x_test": dataset.x_test, "y_test": dataset.y_test}
+    return {key: torch.as_tensor(value).to(device) for key, value in arrays.items()}
+
+
+def _serialize(state_dict: dict[str, Tensor]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({key: value.cpu() for key, value in state_dict.items()}, buffer)
+    return buffer.getvalue()
+
+
+def _summary_header(prepared: Prepared, run_dir: Path, digest: str) -> dict[str, Any]:
+    experiment = prepared.experiment
+    return {
+        "run_id": run_dir.name,
+        "name": experiment.name,
+        "seed": experiment.seed,
+        "config_hash": digest,
+        "data": experiment.data.name,
+        "n_train": len(prepared.dataset.x_train),
+        "n_test": len(prepared.dataset.x_test),
+        "bayes_error": prepared.dataset.bayes_error,
+        "parameters": parameter_count(prepared.model),
+        "device": str(prepared.device),
+        "torch_version": torch.__version__,
+        "dlcli_version": dlcli.__version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _final_summary(header: dict, rows: list[dict], status: str, message: str | None, seconds: float) -> dict:
+    last = rows[-1] if rows else {}
+    best = min(rows, key=lambda row: row["test_error"]) if rows else {}
+    return {
+        **header,
+        "status": status,
+        "message": message,
+        "epochs_run": last.get("epoch", 0),
+        "steps": last.get("step", 0),
+        **{key: last.get(key) for key in ("train_loss", "train_error", "test_loss", "test_error")},
+        "gap": last["test_error"] - last["train_error"] if rows else None,
+        "best_test_error": best.get("test_error"),
+        "best_epoch": best.get("epoch"),
+        "seconds": seconds,
+    }
