@@ -66,10 +66,14 @@ def train(
     if print_config:
         console.print(to_yaml(experiment), end="", markup=False, highlight=False)
         return
-    from dlcli.train import train as train_experiment
+    from dlcli.train import prepare, run
 
+    try:
+        prepared = prepare(experiment)
+    except UserError as error:
+        raise UserError([f"{config}: {problem}" for problem in error.problems]) from None
     with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch:
-        result = train_experiment(experiment, out, on_epoch=on_epoch)
+        result = run(prepared, out, on_epoch=on_epoch)
     print_run(result.summary, str(result.run_dir))
     if result.status == "diverged":
         raise typer.Exit(EXIT_RUN_FAILED)

@@ -315,13 +315,29 @@ def _is_branch_tag(part: Any) -> bool:
 
 
 def _suggestion(model: type[BaseModel], loc: tuple, prefix: tuple) -> str:
+    """A close sibling key, else a key of the same name elsewhere (`epochs` -> `train.epochs`)."""
     section = _section_at(model, loc[len(prefix) : -1])
-    if section is None:
-        return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1, cutoff=0.6)
-    return f" (did you mean {'.'.join(map(str, loc[:-1] + (close[0],)))}?)" if close else (
-        f" (allowed: {', '.join(section.model_fields)})"
-    )
+    siblings = list(section.model_fields) if section else []
+    close = difflib.get_close_matches(str(loc[-1]), siblings, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {'.'.join(map(str, loc[:-1] + (close[0],)))}?)"
+    if not prefix:
+        paths = _dotted_keys(Experiment)
+        close = difflib.get_close_matches(str(loc[-1]), [path.rsplit(".", 1)[-1] for path in paths], n=1, cutoff=0.8)
+        if close:
+            return f" (did you mean {next(p for p in paths if p.rsplit('.', 1)[-1] == close[0])}?)"
+    return f" (allowed: {', '.join(siblings)})" if siblings else ""
+
+
+def _dotted_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += _dotted_keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
 
 
 def _section_at(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:

@@ -82,13 +82,22 @@ def train(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> RunResult:
     """Train one experiment into a new run directory under <out_root>/<name>/."""
-    prepared = prepare(experiment)
+    return run(prepare(experiment), out_root, on_epoch)
+
+
+def run(
+    prepared: Prepared,
+    out_root: str | Path = DEFAULT_OUT,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Train a prepared experiment; `on_epoch` gets each epoch's metrics row as it is logged."""
+    experiment = prepared.experiment
     digest = config_hash(experiment)
     run_dir = new_run_dir(Path(out_root), experiment.name, digest)
     atomic_write_text(run_dir / "config.yaml", to_yaml(experiment))
-    summary = _summary_header(prepared, run_dir, digest)
-    atomic_write_json(run_dir / "summary.json", {**summary, "status": "running"})
-    return _run(prepared, run_dir, summary, on_epoch or (lambda row: None))
+    header = _summary_header(prepared, run_dir, digest)
+    atomic_write_json(run_dir / "summary.json", {**header, "status": "running"})
+    return _run(prepared, run_dir, header, on_epoch or (lambda row: None))
 
 
 def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) -> RunResult:
@@ -178,14 +187,17 @@ def evaluate_outputs(model: nn.Module, x: Tensor) -> Tensor:
 def _measure(model: nn.Module, split: dict[str, Tensor], loss: str,
              batch_loss_sum: Tensor | None) -> dict[str, float] | None:
     """Loss and error on both splits; None if any loss (or the epoch's batch losses) is not finite."""
-    measured = []
+    measured, sizes = [], []
     for name in ("train", "test"):
         outputs = evaluate_outputs(model, split[f"x_{name}"])
         targets = split[f"y_{name}"]
-        measured += [losses.LOSSES[loss](outputs, targets).mean(), losses.errors(loss, outputs, targets).mean()]
+        measured += [losses.LOSSES[loss](outputs, targets).sum(), losses.errors(loss, outputs, targets).sum()]
+        sizes += [len(targets)] * 2
     if batch_loss_sum is not None:
         measured.append(batch_loss_sum)
-    values = torch.stack(measured).double().tolist()  # one read-back per epoch
+        sizes.append(1)
+    # Sums, not means, on the device: misclassification counts stay exact in float32.
+    values = [total / size for total, size in zip(torch.stack(measured).tolist(), sizes)]  # one read-back
     if not all(map(math.isfinite, values)):
         return None
     return dict(zip(("train_loss", "train_error", "test_loss", "test_error"), values))
