@@ -42,7 +42,8 @@ def epoch_progress(name: str, epochs: int) -> Iterator[Callable[[dict[str, float
 
 def print_run(summary: dict[str, Any], run_dir: str) -> None:
     """The end-of-run report: train against test, the gap, the best epoch, the Bayes error."""
-    table = Table(title=f"{summary['name']} · {summary['status']}", title_justify="left")
+    console.print(f"[bold]{summary['name']}[/] · {summary['status']}")
+    table = Table()
     for column in ("", "loss", "error"):
         table.add_column(column, justify="right" if column else "left")
     table.add_row("train", _number(summary["train_loss"]), _number(summary["train_error"]))
@@ -64,8 +65,8 @@ def print_run(summary: dict[str, Any], run_dir: str) -> None:
 
 
 def print_evaluation(evaluation: dict[str, Any], path: str) -> None:
-    headline = Table(title=f"{evaluation['run_id']} · {evaluation['split']} split "
-                           f"({evaluation['samples']} samples)", title_justify="left")
+    console.print(f"[bold]{evaluation['run_id']}[/] · {evaluation['split']} split, {evaluation['samples']} samples")
+    headline = Table()
     headline.add_column("metric")
     headline.add_column("value", justify="right")
     headline.add_row("loss", _number(evaluation["loss"]))
