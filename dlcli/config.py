@@ -162,11 +162,21 @@ class Experiment(Section):
 
 
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
-    """Read a YAML config, apply `key=value` overrides, validate, and resolve data paths."""
+    """Read a YAML config, apply `key=value` overrides, validate, and resolve data paths.
+
+    A `sweep:` section is the sweep command's business; a single run ignores it.
+    """
     path = Path(path)
+    raw = read_config_file(path)
+    raw.pop("sweep", None)
+    return experiment_from_dict(raw, overrides, source=str(path), base_dir=path.parent)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping of a config file, its name defaulting to the file's name."""
     raw = read_yaml_mapping(path)
     raw.setdefault("name", _default_name(path))
-    return experiment_from_dict(raw, overrides, source=str(path), base_dir=path.parent)
+    return raw
 
 
 def experiment_from_dict(
@@ -174,15 +184,23 @@ def experiment_from_dict(
     overrides: list[str] | tuple[str, ...] = (),
     source: str | None = None,
     base_dir: Path | None = None,
+    assignments: dict[str, Any] | None = None,
+    assignment_source: str = "sweep",
 ) -> Experiment:
-    """Validate a config mapping (plus overrides); raises `UserError` listing every problem."""
+    """Validate a config mapping plus `--set` overrides and already-parsed assignments (a sweep point).
+
+    Raises `UserError` listing every problem, each naming where the offending value came from.
+    """
     raw = json.loads(json.dumps(raw, default=str))  # deep copy, plain types only
     overridden = apply_overrides(raw, parse_overrides(overrides))
+    assigned = apply_overrides(raw, list((assignments or {}).items()))
     problems: list[str] = []
 
     def where(key: str) -> str | None:
-        hit = any(key == o or key.startswith(o + ".") or o.startswith(key + ".") for o in overridden)
-        return "--set" if hit else source
+        for label, keys in ((assignment_source, assigned), ("--set", overridden)):
+            if any(key == o or key.startswith(o + ".") or o.startswith(key + ".") for o in keys):
+                return label
+        return source
 
     experiment = None
     try:
@@ -265,6 +283,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]]) -> li
 def to_yaml(experiment: Experiment) -> str:
     """The fully resolved config, in the same shape a user writes."""
     return yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False)
+
+
+def flat_config(experiment: Experiment) -> dict[str, Any]:
+    """The resolved config as {dotted key: value}, data.params included."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix.rstrip(".")] = node
+
+    walk(experiment.model_dump(mode="json"), "")
+    return flat
 
 
 def config_hash(experiment: Experiment) -> str:

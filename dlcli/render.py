@@ -105,3 +105,64 @@ def _confusion_table(classes: list[str], confusion: list[list[int]]) -> Table:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+@contextlib.contextmanager
+def sweep_progress(total: int) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A progress bar over runs; yields the function to call with each finished run's row."""
+    progress = Progress(
+        TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), console=console,
+    )
+    task = progress.add_task("sweep", total=total)
+
+    def update(row: dict[str, Any]) -> None:
+        progress.advance(task)
+        progress.console.print(_run_line(row), soft_wrap=True)
+
+    with progress:
+        yield update
+
+
+def _run_line(row: dict[str, Any]) -> str:
+    mark = {"completed": "[green]✓[/]", "diverged": "[red]✗ diverged[/]"}.get(row["status"], f"[red]✗ {row['status']}[/]")
+    keys = "  ".join([f"{key}={value}" for key, value in row.items() if "." in key] + [f"seed={row['seed']}"])
+    if row["status"] in ("completed", "diverged") and row.get("test_error") is not None:
+        result = f"test error {row['test_error']:.4f}  ({row['seconds']:.1f} s)"
+    else:
+        result = row.get("message") or ""
+    return f"{mark} {keys}  {result}"
+
+
+def print_sweep_result(result) -> None:
+    counts: dict[str, int] = {}
+    for row in result.rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    tally = ", ".join(f"{n} {status}" for status, n in counts.items())
+    console.print(f"{len(result.rows)} runs: {tally}" + (f" ({result.skipped} already done, skipped)"
+                                                         if result.skipped else ""))
+    for row in result.failed:
+        console.print(f"[red]{row['status']}:[/] {row['run_id']}: {row.get('message') or ''}", soft_wrap=True)
+    console.print(f"sweep directory: {result.sweep_dir}  (dlcli compare {result.sweep_dir})", soft_wrap=True)
+
+
+def print_dry_run(sweep, seconds: float) -> None:
+    table = Table()
+    table.add_column("#", justify="right")
+    for key in sweep.spec.keys:
+        table.add_column(key)
+    for index, point in enumerate(sweep.points[:20]):
+        table.add_row(str(index + 1), *(str(point.get(key, "")) for key in sweep.spec.keys))
+    console.print(table)
+    if len(sweep.points) > 20:
+        console.print(f"… and {len(sweep.points) - 20} more")
+    console.print(f"{len(sweep.points)} runs, every point valid; estimated {_duration(seconds)} "
+                  "with one worker. Nothing was written.")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

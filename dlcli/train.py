@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 import dlcli
 from dlcli import losses
-from dlcli.config import Experiment, config_hash, to_yaml
+from dlcli.config import Experiment, config_hash, flat_config, to_yaml
 from dlcli.data import Dataset, load_dataset
 from dlcli.errors import UserError
 from dlcli.models import build_model, parameter_count
@@ -89,11 +89,18 @@ def run(
     prepared: Prepared,
     out_root: str | Path = DEFAULT_OUT,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    run_dir: Path | None = None,
 ) -> RunResult:
-    """Train a prepared experiment; `on_epoch` gets each epoch's metrics row as it is logged."""
+    """Train a prepared experiment; `on_epoch` gets each epoch's metrics row as it is logged.
+
+    The run goes to a new <out_root>/<name>/<timestamp>-<hash>/, or to `run_dir` (which must not exist).
+    """
     experiment = prepared.experiment
     digest = config_hash(experiment)
-    run_dir = new_run_dir(Path(out_root), experiment.name, digest)
+    if run_dir is None:
+        run_dir = new_run_dir(Path(out_root), experiment.name, digest)
+    else:
+        run_dir.mkdir(parents=True)
     atomic_write_text(run_dir / "config.yaml", to_yaml(experiment))
     header = _summary_header(prepared, run_dir, digest)
     atomic_write_json(run_dir / "summary.json", {**header, "status": "running"})
@@ -126,11 +133,36 @@ def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) ->
             on_epoch(row)
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted after {max(len(rows) - 1, 0)} completed epochs"
+    except Exception as error:  # a bug or a resource failure: record it, keep the epochs, then raise
+        failed = _final_summary(header, rows, "failed", f"{type(error).__name__}: {error}",
+                                time.perf_counter() - started)
+        atomic_write_json(run_dir / "summary.json", failed)
+        raise
     if snapshot is not None:
         atomic_write_bytes(run_dir / "model.pt", _serialize(snapshot))
     summary = _final_summary(header, rows, status, message, time.perf_counter() - started)
     atomic_write_json(run_dir / "summary.json", summary)
     return RunResult(run_dir, status, summary)
+
+
+def estimate_seconds(experiment: Experiment, probe_steps: int = 20) -> float:
+    """Time a few updates and one evaluation in memory (nothing is written) and extrapolate."""
+    prepared = prepare(experiment)
+    n = len(prepared.dataset.x_train)
+    size = n if experiment.optim.batch_size == "full" else min(int(experiment.optim.batch_size), n)
+    steps_per_epoch = -(-n // size)
+    probe = min(probe_steps, steps_per_epoch)
+    probe_data = replace(prepared.dataset, x_train=prepared.dataset.x_train[: probe * size],
+                         y_train=prepared.dataset.y_train[: probe * size])
+    optimizer = build_optimizer(prepared.model.parameters(), experiment.optim, experiment.regularization.weight_decay)
+    started = time.perf_counter()
+    _train_epoch(prepared.model, optimizer, _to_device(probe_data, prepared.device), experiment, torch.Generator())
+    per_step = (time.perf_counter() - started) / probe
+    started = time.perf_counter()
+    _measure(prepared.model, _to_device(prepared.dataset, prepared.device), experiment.loss, None)
+    per_evaluation = time.perf_counter() - started
+    epochs = experiment.train.epochs
+    return epochs * steps_per_epoch * per_step + (epochs + 1) * per_evaluation
 
 
 def _divergence_message(epoch: int, experiment: Experiment) -> str:
@@ -161,19 +193,17 @@ def _train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experime
 
 
 def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Generator | None = None) -> list[Tensor]:
-    """The index batches of one epoch; the last batch keeps the remainder.
+    """The index batches of one epoch: ceil(n / batch_size) of them, every sample once.
 
-    shuffle: a fresh random permutation each epoch; sequential: 0, 1, 2, ...; stride: a fixed step
-    through the data, 0, s, 2s, ..., 1, 1+s, ..., with s the number of batches, so each batch spans it.
+    shuffle: a fresh random permutation each epoch; sequential: 0, 1, 2, ...; in both the last batch
+    keeps the remainder. stride: batch k takes samples k, k+s, k+2s, ... with s the number of batches,
+    so each batch spans the whole data set with a fixed step (sizes differ by at most one).
     """
     size = n if batch_size == "full" else min(int(batch_size), n)
-    if order == "shuffle":
-        permutation = torch.randperm(n, generator=generator)
-    elif order == "stride":
-        count = -(-n // size)  # batches per epoch
-        permutation = torch.cat([torch.arange(start, n, count) for start in range(count)])
-    else:
-        permutation = torch.arange(n)
+    count = -(-n // size)  # batches per epoch
+    if order == "stride":
+        return [torch.arange(start, n, count) for start in range(count)]
+    permutation = torch.randperm(n, generator=generator) if order == "shuffle" else torch.arange(n)
     return list(permutation.split(size))
 
 
@@ -231,6 +261,7 @@ def _summary_header(prepared: Prepared, run_dir: Path, digest: str) -> dict[str,
         "torch_version": torch.__version__,
         "dlcli_version": dlcli.__version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": flat_config(experiment),  # lets `compare` read one file per run
     }
 
 

@@ -1,0 +1,250 @@
+"""Running a sweep: every point an ordinary run, resumable point by point, in one process or many.
+
+<out>/<name>/
+    sweep.yaml        the spec: base config, overrides, axes, seeds
+    runs.csv          one row per point, in point order, rewritten atomically as runs finish
+    <config-hash>/    each point's run directory (same files as `dlcli train`)
+
+A point's run id is the content hash of its resolved config, so a second invocation of the same sweep
+finds every finished point on disk, skips it, and reruns only what is missing, interrupted or failed.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
+
+from dlcli.config import Experiment, config_hash
+from dlcli.errors import UserError
+from dlcli.results import atomic_write_text
+from dlcli.sweep import Sweep, point_problems
+
+FINISHED = ("completed", "diverged")  # outcomes of the experiment itself: never rerun
+FAILED = ("failed", "interrupted", "running")  # the run broke or never ended: rerun on resume
+RESULT_COLUMNS = ["train_loss", "train_error", "test_loss", "test_error", "gap", "best_test_error",
+                  "best_epoch", "epochs_run", "seconds", "message"]
+
+
+@dataclass
+class SweepResult:
+    sweep_dir: Path
+    rows: list[dict[str, Any]]
+    skipped: int  # points found finished on disk
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [row for row in self.rows if row["status"] not in FINISHED]
+
+
+def sweep_dir_of(sweep: Sweep, out_root: Path) -> Path:
+    names = {experiment.name for experiment in sweep.experiments}
+    if len(names) != 1:
+        raise UserError(f"name: every point of a sweep needs the same name, got {', '.join(sorted(names))}")
+    return Path(out_root) / names.pop()
+
+
+def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str = "local",
+              address: str | None = None, gpus_per_run: float | None = None,
+              on_result: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
+    """Run every point not already finished on disk; returns one row per point."""
+    sweep_dir = sweep_dir_of(sweep, Path(out_root))
+    run_ids = [config_hash(experiment) for experiment in sweep.experiments]
+    _check_distinct(run_ids, sweep.points)
+    execute = _backend(backend, workers, address, gpus_per_run)  # fails before anything is written
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(sweep_dir / "sweep.yaml", _spec_yaml(sweep))
+    rows = [_row(run_id, point, experiment, _finished_summary(sweep_dir / run_id))
+            for run_id, point, experiment in zip(run_ids, sweep.points, sweep.experiments)]
+    skipped = sum(row["status"] in FINISHED for row in rows)
+    write_runs_csv(sweep_dir, rows, sweep.spec.keys)
+    pending = [(i, sweep.experiments[i], sweep_dir / run_ids[i]) for i, row in enumerate(rows)
+               if row["status"] not in FINISHED]
+    for index, summary in execute(pending):
+        rows[index] = _row(run_ids[index], sweep.points[index], sweep.experiments[index], summary)
+        write_runs_csv(sweep_dir, rows, sweep.spec.keys)
+        if on_result:
+            on_result(rows[index])
+        if rows[index]["status"] == "interrupted":
+            raise KeyboardInterrupt  # Ctrl-C reached the run first; stop the sweep too
+    return SweepResult(sweep_dir, rows, skipped)
+
+
+def check_points(sweep: Sweep, estimate: bool = False) -> float | None:
+    """Load the data and build the model of every point (nothing is written), reporting every point
+    that cannot run; with `estimate`, also time a few updates per distinct shape and extrapolate."""
+    from dlcli.train import estimate_seconds, prepare
+
+    problems: dict[str, list[int]] = {}
+    seconds, probed = 0.0, {}
+    for index, experiment in enumerate(sweep.experiments):
+        try:
+            prepare(experiment)
+        except UserError as error:
+            for problem in error.problems:
+                problems.setdefault(f"{sweep.config_path}: {problem}", []).append(index)
+            continue
+        if estimate:
+            shape = experiment.model_dump_json(exclude={"seed", "name"})
+            if shape not in probed:
+                probed[shape] = estimate_seconds(experiment)
+            seconds += probed[shape]
+    if problems:
+        raise UserError(point_problems(problems, len(sweep.points)))
+    return seconds if estimate else None
+
+
+def train_point(experiment_json: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """Train one point into `run_dir` (replacing a broken earlier attempt); returns its summary."""
+    from dlcli.train import prepare, run
+
+    run_path = Path(run_dir)
+    shutil.rmtree(run_path, ignore_errors=True)
+    experiment = Experiment.model_validate(experiment_json)
+    try:
+        return run(prepare(experiment), run_dir=run_path).summary
+    except UserError as error:
+        return {"status": "failed", "message": "; ".join(error.problems)}
+    except Exception as error:  # recorded in runs.csv; the sweep goes on
+        return {"status": "failed", "message": f"{type(error).__name__}: {error}"}
+
+
+# ---- backends: each takes the pending points and yields (index, summary) as runs finish ----------
+
+Pending = list[tuple[int, Experiment, Path]]
+
+
+def _backend(name: str, workers: int, address: str | None, gpus_per_run: float | None):
+    if name == "local":
+        return lambda pending: _local(pending, workers)
+    if name == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError("--backend ray needs Ray: pip install 'dlcli[ray]'") from None
+        return lambda pending: _ray(pending, address, gpus_per_run)
+    raise UserError(f"--backend: unknown backend {name!r} (allowed: local, ray)")
+
+
+def _local(pending: Pending, workers: int) -> Iterator[tuple[int, dict]]:
+    if workers <= 1:
+        for index, experiment, run_dir in pending:
+            yield index, train_point(experiment.model_dump(mode="json"), str(run_dir))
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)  # split the cores between the processes
+    # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_set_threads,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(train_point, experiment.model_dump(mode="json"), str(run_dir)): index
+                   for index, experiment, run_dir in pending}
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield futures.pop(future), future.result()
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _ray(pending: Pending, address: str | None, gpus_per_run: float | None) -> Iterator[tuple[int, dict]]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run or 0)(_train_packed)
+    futures = {remote.remote(experiment.model_dump(mode="json"), run_dir.name): (index, run_dir)
+               for index, experiment, run_dir in pending}
+    while futures:
+        done, _ = ray.wait(list(futures), num_returns=1)
+        index, run_dir = futures.pop(done[0])
+        packed = ray.get(done[0])
+        _unpack(packed["files"], run_dir)
+        yield index, packed["summary"]
+
+
+def _train_packed(experiment_json: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """On a Ray worker (maybe another machine): train into a temporary folder, return the files."""
+    with tempfile.TemporaryDirectory() as scratch:
+        run_dir = Path(scratch) / run_id
+        summary = train_point(experiment_json, str(run_dir))
+        files = {path.name: path.read_bytes() for path in run_dir.iterdir()} if run_dir.is_dir() else {}
+    return {"summary": summary, "files": files}
+
+
+def _unpack(files: dict[str, bytes], run_dir: Path) -> None:
+    """Place a run's files: written to a temporary folder beside it, then renamed into place."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if not files:
+        return
+    staging = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}."))
+    for name, payload in files.items():
+        (staging / name).write_bytes(payload)
+    os.replace(staging, run_dir)
+
+
+# ---- runs.csv ------------------------------------------------------------------------------------
+
+
+def write_runs_csv(sweep_dir: Path, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    columns = ["run_id", "status", "seed", *[key for key in keys if key != "seed"], *RESULT_COLUMNS]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(row.get(key)) for key in columns})
+    atomic_write_text(sweep_dir / "runs.csv", buffer.getvalue())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _row(run_id: str, point: dict[str, Any], experiment: Experiment, summary: dict[str, Any] | None) -> dict[str, Any]:
+    row = {"run_id": run_id, "seed": experiment.seed, **point, "status": "pending"}
+    if summary:
+        row |= {"status": summary["status"], **{key: summary.get(key) for key in RESULT_COLUMNS}}
+    return row
+
+
+def _finished_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a run that finished on an earlier invocation, else None."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    finished = summary.get("status") in FINISHED and (run_dir / "metrics.csv").is_file()
+    return summary if finished else None
+
+
+def _check_distinct(run_ids: list[str], points: list[dict[str, Any]]) -> None:
+    first: dict[str, int] = {}
+    problems = []
+    for index, run_id in enumerate(run_ids):
+        if run_id in first:
+            problems.append(f"points {first[run_id] + 1} and {index + 1} are the same experiment "
+                            f"({points[index]}); remove the repeated value")
+        first.setdefault(run_id, index)
+    if problems:
+        raise UserError(problems)
+
+
+def _spec_yaml(sweep: Sweep) -> str:
+    spec = {"config": str(sweep.config_path), "overrides": list(sweep.overrides), "points": len(sweep.points),
+            **sweep.spec.to_dict()}
+    return yaml.safe_dump(spec, sort_keys=False)
