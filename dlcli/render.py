@@ -103,8 +103,10 @@ def _confusion_table(classes: list[str], confusion: list[list[int]]) -> Table:
     return table
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+def _number(value: Any) -> str:
+    if value is None or value != value:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
 @contextlib.contextmanager
@@ -166,3 +168,113 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# ---- compare -------------------------------------------------------------------------------------
+
+
+def print_constant_keys(constant: dict[str, Any], runs: int) -> None:
+    shown = " · ".join(f"{key}={_plain(value)}" for key, value in constant.items())
+    console.print(f"[dim]{runs} runs; the same in all: {shown}[/]", soft_wrap=False)
+
+
+def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) -> None:
+    """Rows of runs (or groups of replicates, mean ± std over n), best first, failures last and red."""
+    view = Table()
+    for key in keys:
+        view.add_column(key)
+    for metric in metrics:
+        view.add_column(metric, justify="right", no_wrap=True)
+    view.add_column("status")
+    if grouped:
+        view.add_column("n", justify="right")
+    else:
+        view.add_column("run_id", style="dim")
+    for position, (_, row) in enumerate(table.iterrows()):
+        cells = [_plain(row[key]) for key in keys]
+        for metric in metrics:
+            cells.append(_mean_std(row[metric], row.get(f"{metric}_std")) if grouped else _number(row[metric]))
+        cells.append(str(row["status"]))
+        cells.append(str(row["n"]) if grouped else str(row["run_id"]))
+        completed = row["status"] == "completed"
+        style = "bold green" if position == 0 and completed else ("red" if not completed else None)
+        view.add_row(*cells, style=style)
+    console.print(view)
+
+
+def print_pivot(table, failed, value: str) -> None:
+    """A heatmap table: greener is lower `value`, the best cell starred, failed cells marked."""
+    finite = table.where(~failed).stack()
+    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+    best = finite.idxmin() if len(finite) else None
+    view = Table(title=f"{value}: rows {table.index.name}, columns {table.columns.name}", title_justify="left")
+    view.add_column(f"{table.index.name} \\ {table.columns.name}")
+    for column in table.columns:
+        view.add_column(_plain(column), justify="right")
+    for row_key in table.index:
+        cells = []
+        for column in table.columns:
+            number = table.loc[row_key, column]
+            if failed.loc[row_key, column]:
+                cells.append("[white on red] ✗ diverged [/]")
+            elif number != number:  # NaN: no run at this point
+                cells.append("[dim]·[/]")
+            else:
+                star = "★ " if (row_key, column) == best else ""
+                cells.append(f"[black on {_heat(number, low, high)}] {star}{number:.4f} [/]")
+        view.add_row(_plain(row_key), *cells)
+    console.print(view)
+
+
+def print_curves(curves, labels: dict[str, str], rows: int = 12) -> None:
+    """Train / test error per epoch, one column per run, at most `rows` epochs (evenly spread)."""
+    epochs = sorted(curves["epoch"].unique())
+    if len(epochs) > rows:
+        step = (len(epochs) - 1) / (rows - 1)
+        epochs = sorted({epochs[round(i * step)] for i in range(rows)})
+    view = Table(title="train / test error per epoch", title_justify="left")
+    view.add_column("epoch", justify="right")
+    for run_id in labels:
+        view.add_column(labels[run_id], justify="right")
+    indexed = curves.set_index(["run_id", "epoch"])
+    for epoch in epochs:
+        cells = []
+        for run_id in labels:
+            if (run_id, epoch) in indexed.index:
+                point = indexed.loc[(run_id, epoch)]
+                cells.append(f"{point['train_error']:.4f} / {point['test_error']:.4f}")
+            else:
+                cells.append("")
+        view.add_row(str(int(epoch)), *cells)
+    console.print(view)
+
+
+def format_table(table, fmt: str) -> str:
+    """The table as csv, markdown or json text, for scripts and documents."""
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    if fmt == "json":
+        return table.to_json(orient="records", indent=2)
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    lines = ["| " + " | ".join(_plain(value) for value in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *lines]) + "\n"
+
+
+def _heat(value: float, low: float, high: float) -> str:
+    """Green at the lowest value, through yellow, to red at the highest."""
+    t = 0.0 if high <= low else (value - low) / (high - low)
+    red, green = (int(255 * min(1.0, 2 * t)), int(255 * min(1.0, 2 * (1 - t))))
+    return f"rgb({max(red, 60)},{max(green, 60)},60)"
+
+
+def _mean_std(mean: Any, std: Any) -> str:
+    if mean is None or mean != mean:
+        return "-"
+    return f"{mean:.4f} ±{std:.3f}" if std is not None and std == std else f"{mean:.4f}"
+
+
+def _plain(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,239 @@
+"""Comparing runs: load their summaries into one table, filter, group seed replicates, pivot.
+
+Plain pandas, no torch: every run's summary.json carries its flattened config, so a folder of a
+thousand runs loads in about a second.
+"""
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from dlcli.errors import UserError
+
+METRICS = ["train_error", "test_error", "gap", "train_loss", "test_loss", "best_epoch"]
+EXTRA_METRICS = ["best_test_error", "epochs_run", "steps", "seconds", "bayes_error", "parameters"]
+INFO = ["run_id", "status", "path"]
+OK_STATUSES = ("completed",)
+OPERATORS = {"==": operator.eq, "=": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le,
+             ">": operator.gt, "<": operator.lt}
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run directories (holding summary.json) at or below each path, each once, in path order."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise UserError(f"{path}: no such file or directory")
+        if (path / "summary.json").is_file():
+            found.append(path)
+            continue
+        for folder, subfolders, files in os.walk(path):
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+            if "summary.json" in files:
+                found.append(Path(folder))
+                subfolders[:] = []  # a run directory holds no other runs
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise UserError(f"{', '.join(map(str, paths))}: no runs found (no summary.json below)")
+    return unique
+
+
+def load_runs(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per run: run_id, status, path, every config key (dotted), and the final metrics."""
+    records = []
+    for run_dir in find_runs(paths):
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a run being written for the first time; its summary appears atomically
+        config = summary.get("config") or _config_from_yaml(run_dir)
+        record = {key: _hashable(value) for key, value in config.items()}
+        record |= {key: summary.get(key) for key in METRICS + EXTRA_METRICS}
+        record |= {"run_id": summary.get("run_id", run_dir.name), "status": summary.get("status"),
+                   "path": str(run_dir)}
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def config_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in INFO + METRICS + EXTRA_METRICS]
+
+
+def varying_keys(frame: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
+    """Config keys whose value differs between runs, and the rest with their one shared value."""
+    varying, constant = [], {}
+    for column in config_columns(frame):
+        values = frame[column].map(_key).unique()
+        if len(values) > 1:
+            varying.append(column)
+        else:
+            constant[column] = frame[column].iloc[0]
+    return varying, constant
+
+
+def where(frame: pd.DataFrame, expressions: list[str]) -> pd.DataFrame:
+    """Keep the rows where every `COLUMN OP VALUE` holds (OP: == != >= <= > <)."""
+    for expression in expressions:
+        found = re.fullmatch(r"\s*([\w.]+)\s*(==|!=|>=|<=|=|>|<)\s*(.+?)\s*", expression)
+        if not found:
+            raise UserError(f"--where {expression}: expected COLUMN OP VALUE, e.g. optim.lr>=0.1 "
+                            "(OP: == != >= <= > <)")
+        column, symbol, text = found.groups()
+        check_columns(frame, [column], "--where")
+        value = yaml.safe_load(text)
+        compare = OPERATORS[symbol]
+
+        def holds(cell: Any) -> bool:
+            try:
+                return bool(compare(cell, value))
+            except TypeError:  # e.g. 'full' > 32: not comparable, so not selected
+                return symbol == "!="
+
+        frame = frame[frame[column].map(holds)]
+    return frame
+
+
+def check_columns(frame: pd.DataFrame, columns: list[str], option: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        known = ", ".join(sorted(frame.columns))
+        raise UserError([f"{option} {column}: unknown column (known: {known})" for column in missing])
+
+
+def group(frame: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Mean and std of each metric over the runs sharing the `by` values; `n` counts them."""
+    rows = []
+    for values, members in frame.groupby([frame[key].map(_key) for key in by], sort=False, dropna=False):
+        row = {key: members[key].iloc[0] for key in by}
+        for metric in metrics:
+            numbers = pd.to_numeric(members[metric], errors="coerce")
+            row[metric] = numbers.mean()
+            row[f"{metric}_std"] = numbers.std(ddof=1) if numbers.count() > 1 else 0.0
+        statuses = members["status"].value_counts()
+        row["status"] = statuses.index[0] if len(statuses) == 1 else ", ".join(
+            f"{n} {status}" for status, n in statuses.items())
+        row["n"] = len(members)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sort_runs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Sort by a column (`-column` for descending); runs that did not complete go to the bottom."""
+    descending = column.startswith("-")
+    column = column.lstrip("-")
+    check_columns(frame, [column], "--sort")
+    failed = ~frame["status"].isin(OK_STATUSES)
+    keys = frame[column].map(_sort_key)
+    order = sorted(range(len(frame)), key=lambda i: (bool(failed.iloc[i]), _flip(keys.iloc[i], descending)))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def pivot(frame: pd.DataFrame, row_key: str, column_key: str, value: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A grid of the mean `value` (rows × columns), and a grid of True where any run did not complete."""
+    check_columns(frame, [row_key, column_key, value], "--pivot")
+    cells = frame.assign(_failed=~frame["status"].isin(OK_STATUSES),
+                         _value=pd.to_numeric(frame[value], errors="coerce"),
+                         _row=frame[row_key].map(_key), _column=frame[column_key].map(_key))
+    table = cells.pivot_table(index="_row", columns="_column", values="_value", aggfunc="mean", dropna=False)
+    failed = cells.pivot_table(index="_row", columns="_column", values="_failed", aggfunc="any", dropna=False)
+    row_order = sorted(table.index, key=_sort_key)
+    column_order = sorted(table.columns, key=_sort_key)
+    table = table.reindex(index=row_order, columns=column_order)
+    failed = failed.reindex(index=row_order, columns=column_order).fillna(False).astype(bool)
+    table.index.name, table.columns.name = row_key, column_key
+    return table, failed
+
+
+def read_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-epoch metrics of every run in the frame, long form, with a `run_id` column."""
+    parts = []
+    for run_id, path in zip(frame["run_id"], frame["path"]):
+        metrics_path = Path(path) / "metrics.csv"
+        if metrics_path.is_file():
+            parts.append(pd.read_csv(metrics_path).assign(run_id=run_id))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def label_of(row: pd.Series, keys: list[str]) -> str:
+    return ", ".join(f"{key}={_show(row[key])}" for key in keys) or str(row.get("run_id", ""))
+
+
+def _config_from_yaml(run_dir: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix.rstrip(".")] = node
+
+    walk(raw, "")
+    return flat
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def _key(value: Any) -> Any:
+    """A grouping key: NaN and None are one value."""
+    return "∅" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _sort_key(value: Any) -> tuple:
+    """Numbers in order, then `full` (a batch as large as the data), then other text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        return (0, float(value), "")
+    if value == "full":
+        return (1, 0.0, "")
+    return (2, 0.0, str(value))
+
+
+def _flip(key: tuple, descending: bool) -> tuple:
+    return (key[0], -key[1], key[2]) if descending else key
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def comparison(frame: pd.DataFrame, by: list[str] | None = None, columns: list[str] | None = None,
+               sort: str = "test_error") -> tuple[pd.DataFrame, list[str], bool]:
+    """The compare table: one row per run, or per group of seed replicates (or of the `by` keys).
+
+    Returns the table, the key columns it shows, and whether its rows are groups (with *_std and n).
+    """
+    metrics = [metric for metric in (columns or METRICS) if metric != "status"]
+    check_columns(frame, metrics + (by or []), "--columns" if by is None else "--by/--columns")
+    varying, _ = varying_keys(frame)
+    if by is not None:
+        keys, grouped = by, True
+    else:
+        keys = [key for key in varying if key != "seed"]
+        grouped = "seed" in varying and _has_replicates(frame, keys)
+    if grouped:
+        table = group(frame.assign(_all=0), keys or ["_all"], metrics).drop(columns="_all", errors="ignore")
+        return sort_runs(table, sort), keys, True
+    table = frame[["run_id", *varying, *metrics, "status", "path"]]
+    return sort_runs(table, sort), varying, False
+
+
+def _has_replicates(frame: pd.DataFrame, keys: list[str]) -> bool:
+    if not keys:
+        return len(frame) > 1
+    return bool(frame.groupby([frame[key].map(_key) for key in keys], dropna=False).size().max() > 1)

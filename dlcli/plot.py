@@ -1,0 +1,107 @@
+"""Figures (matplotlib, drawn off-screen): error against a swept key, heatmaps, learning curves."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dlcli.compare import OK_STATUSES, _sort_key, label_of
+from dlcli.results import atomic_write_bytes
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_against_key(frame: pd.DataFrame, x_key: str, line_keys: list[str], path: Path) -> None:
+    """Train and test error against `x_key`: one line per value of the other keys, seeds as a band."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    completed = frame[frame["status"].isin(OK_STATUSES)]
+    numeric = completed[completed[x_key].map(lambda v: _sort_key(v)[0] == 0)]
+    groups = numeric.groupby([numeric[k].astype(str) for k in line_keys], sort=True) if line_keys else [((), numeric)]
+    for index, (_, members) in enumerate(groups):
+        label = label_of(members.iloc[0], line_keys)
+        colour = f"C{index % 10}"
+        for metric, style in (("test_error", "-"), ("train_error", "--")):
+            stats = members.groupby(x_key)[metric].agg(["mean", "std", "count"]).sort_index()
+            axes.plot(stats.index, stats["mean"], style, marker="o", color=colour,
+                      label=f"{metric.split('_')[0]} {label}".strip())
+            if (stats["count"] > 1).any():
+                spread = stats["std"].fillna(0)
+                axes.fill_between(stats.index, stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.15)
+    values = numeric[x_key].astype(float)
+    if len(values) and values.min() > 0 and values.max() / values.min() >= 20:
+        axes.set_xscale("log")
+    _bayes_line(axes, frame)
+    axes.set_xlabel(x_key)
+    axes.set_ylabel("error")
+    axes.set_title("train (dashed) and test (solid) error")
+    axes.legend(fontsize=7)
+    _save(figure, path)
+
+
+def plot_heatmap(table: pd.DataFrame, failed: pd.DataFrame, value: str, path: Path) -> None:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(1.2 * len(table.columns) + 2.5, 0.8 * len(table.index) + 2))
+    shown = table.where(~failed)
+    image = axes.imshow(shown.to_numpy(dtype=float), cmap="RdYlGn_r", aspect="auto")
+    figure.colorbar(image, ax=axes, label=value)
+    best = shown.stack().idxmin() if shown.stack().size else None
+    for i, row_key in enumerate(table.index):
+        for j, column in enumerate(table.columns):
+            if failed.loc[row_key, column]:
+                text = "diverged"
+            elif table.loc[row_key, column] != table.loc[row_key, column]:
+                text = ""
+            else:
+                text = f"{table.loc[row_key, column]:.3f}" + (" ★" if (row_key, column) == best else "")
+            axes.text(j, i, text, ha="center", va="center", fontsize=8)
+    axes.set_xticks(range(len(table.columns)), [f"{c:g}" if isinstance(c, float) else str(c) for c in table.columns])
+    axes.set_yticks(range(len(table.index)), [f"{r:g}" if isinstance(r, float) else str(r) for r in table.index])
+    axes.set_xlabel(table.columns.name)
+    axes.set_ylabel(table.index.name)
+    axes.set_title(f"{value} (lower is better)")
+    _save(figure, path)
+
+
+def plot_curves(curves: pd.DataFrame, labels: dict[str, str], frame: pd.DataFrame, path: Path,
+                x: str = "epoch") -> None:
+    """Train (dashed) and test (solid) error against the epoch, one colour per run."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for index, (run_id, label) in enumerate(labels.items()):
+        run = curves[curves["run_id"] == run_id]
+        colour = f"C{index % 10}"
+        axes.plot(run[x], run["test_error"], "-", color=colour, label=label)
+        axes.plot(run[x], run["train_error"], "--", color=colour)
+    _bayes_line(axes, frame)
+    axes.set_xlabel(x)
+    axes.set_ylabel("error")
+    axes.set_title("train (dashed) and test (solid) error")
+    if len(labels) <= 12:
+        axes.legend(fontsize=7)
+    _save(figure, path)
+
+
+def _bayes_line(axes: Any, frame: pd.DataFrame) -> None:
+    bayes = pd.to_numeric(frame.get("bayes_error"), errors="coerce").dropna().unique() if "bayes_error" in frame else []
+    if len(bayes) == 1 and not math.isnan(bayes[0]):
+        axes.axhline(bayes[0], color="black", linestyle=":", label=f"Bayes error {bayes[0]:.4f}")
+
+
+def _save(figure: Any, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=120)
+    _pyplot().close(figure)
+    atomic_write_bytes(Path(path), buffer.getvalue())
