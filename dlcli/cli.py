@@ -5,6 +5,7 @@ torch is imported inside the commands that train, so `dlcli --help` stays fast.
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -59,13 +60,15 @@ def train(
     Example: dlcli train configs/quickstart.yaml --set optim.lr=0.05 --set model.hidden=[64,64]
     """
     from dlcli.config import load_experiment, to_yaml
-    from dlcli.render import console, epoch_progress, print_run
+    from dlcli.render import epoch_progress, print_run
+    from dlcli.results import check_output_root
 
-    overrides = list(set_ or []) + ([f"device={device}"] if device is not None else [])
-    experiment = load_experiment(config, overrides)
+    experiment = load_experiment(config, list(set_ or []), {"device": device} if device is not None else None,
+                                 "--device")
     if print_config:
-        console.print(to_yaml(experiment), end="", markup=False, highlight=False)
+        sys.stdout.write(to_yaml(experiment))  # verbatim: YAML must not be wrapped or styled
         return
+    check_output_root(out)
     from dlcli.train import prepare, run
 
     try:
@@ -126,10 +129,12 @@ def sweep(
     Example: dlcli sweep configs/batch_lr_grid.yaml --grid optim.lr=log(0.01,1,5) --seeds 3 --workers 2
     """
     from dlcli.render import print_dry_run, print_sweep_result, sweep_progress
+    from dlcli.results import check_output_root
     from dlcli.runner import check_points, run_sweep, sweep_dir_of
     from dlcli.sweep import load_sweep
 
     spec = load_sweep(config, list(grid or []), list(zip_ or []), seeds, list(set_ or []))
+    check_output_root(out)
     sweep_dir_of(spec, out)
     estimate = check_points(spec, estimate=dry_run)
     if dry_run:

@@ -161,7 +161,8 @@ class Experiment(Section):
 # ---- reading YAML and overrides ------------------------------------------------------------------
 
 
-def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                    assignments: dict[str, Any] | None = None, assignment_source: str = "sweep") -> Experiment:
     """Read a YAML config, apply `key=value` overrides, validate, and resolve data paths.
 
     A `sweep:` section is the sweep command's business; a single run ignores it.
@@ -169,7 +170,8 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     path = Path(path)
     raw = read_config_file(path)
     raw.pop("sweep", None)
-    return experiment_from_dict(raw, overrides, source=str(path), base_dir=path.parent)
+    return experiment_from_dict(raw, overrides, source=str(path), base_dir=path.parent,
+                                assignments=assignments, assignment_source=assignment_source)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

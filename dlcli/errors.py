@@ -15,7 +15,7 @@ class UserError(Exception):
 
 def prefixed(source: str | None, key: str, message: str) -> str:
     """Format one problem as `source: key: message` (`--set key: message`), leaving out what is unknown."""
-    if source in ("--set", "sweep"):
+    if source in ("--set", "--device", "sweep"):
         return f"{source} {key}: {message}"
     parts = [part for part in (source, key) if part]
     return ": ".join([*parts, message])

@@ -5,6 +5,7 @@ import contextlib
 from typing import Any, Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -14,7 +15,7 @@ error_console = Console(stderr=True, highlight=False)
 
 def print_problems(problems: list[str]) -> None:
     for problem in problems:
-        error_console.print(f"[bold red]error:[/] {problem}", markup=True, soft_wrap=True)
+        error_console.print(f"[bold red]error:[/] {escape(problem)}", soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dlcli.errors import UserError
+
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds"]
 
 
@@ -52,6 +54,17 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(item) for item in value]
     return value
+
+
+def check_output_root(out_root: Path) -> None:
+    """The output root must be a folder or not exist yet (it is created when the first run starts)."""
+    for path in (Path(out_root), *Path(out_root).parents):
+        if path.exists():
+            if not path.is_dir():
+                raise UserError(f"--out {out_root}: {path} is a file, not a folder")
+            if not os.access(path, os.W_OK):
+                raise UserError(f"--out {out_root}: {path} is not writable")
+            return
 
 
 def new_run_dir(out_root: Path, name: str, config_hash: str) -> Path:

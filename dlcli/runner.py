@@ -94,7 +94,9 @@ def check_points(sweep: Sweep, estimate: bool = False) -> float | None:
                 problems.setdefault(f"{sweep.config_path}: {problem}", []).append(index)
             continue
         if estimate:
-            shape = experiment.model_dump_json(exclude={"seed", "name"})
+            # Time depends on shapes and counts, not on values like lr or seed.
+            shape = (experiment.data.model_dump_json(), experiment.model.model_dump_json(), experiment.loss,
+                     experiment.device, experiment.optim.name, experiment.optim.batch_size, experiment.train.epochs)
             if shape not in probed:
                 probed[shape] = estimate_seconds(experiment)
             seconds += probed[shape]

@@ -155,12 +155,15 @@ def estimate_seconds(experiment: Experiment, probe_steps: int = 20) -> float:
     probe_data = replace(prepared.dataset, x_train=prepared.dataset.x_train[: probe * size],
                          y_train=prepared.dataset.y_train[: probe * size])
     optimizer = build_optimizer(prepared.model.parameters(), experiment.optim, experiment.regularization.weight_decay)
-    started = time.perf_counter()
-    _train_epoch(prepared.model, optimizer, _to_device(probe_data, prepared.device), experiment, torch.Generator())
-    per_step = (time.perf_counter() - started) / probe
-    started = time.perf_counter()
-    _measure(prepared.model, _to_device(prepared.dataset, prepared.device), experiment.loss, None)
-    per_evaluation = time.perf_counter() - started
+    probe_split, full_split = _to_device(probe_data, prepared.device), _to_device(prepared.dataset, prepared.device)
+    timings = []
+    for _ in range(2):  # the first pass warms up allocators and kernels; time the second
+        started = time.perf_counter()
+        _train_epoch(prepared.model, optimizer, probe_split, experiment, torch.Generator())
+        middle = time.perf_counter()
+        _measure(prepared.model, full_split, experiment.loss, None)
+        timings.append(((middle - started) / probe, time.perf_counter() - middle))
+    per_step, per_evaluation = timings[-1]
     epochs = experiment.train.epochs
     return epochs * steps_per_epoch * per_step + (epochs + 1) * per_evaluation
 
