@@ -246,7 +246,8 @@ def _compare_curves(frame, fmt: str, plot) -> None:
     if curves.empty:
         raise UserError("--curves: the selected runs have no metrics.csv")
     varying = runs.varying_keys(frame)[0]
-    labels = {row["run_id"]: runs.label_of(row, varying) for _, row in frame.iterrows()}
+    ordered = sorted((row for _, row in frame.iterrows()), key=lambda row: [runs.sort_key(row[k]) for k in varying])
+    labels = {row["run_id"]: runs.label_of(row, varying) for row in ordered}
     if fmt != "table":
         console.print(format_table(curves, fmt), end="", markup=False, highlight=False, soft_wrap=True)
     else:

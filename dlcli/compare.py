@@ -131,7 +131,7 @@ def sort_runs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     column = column.lstrip("-")
     check_columns(frame, [column], "--sort")
     failed = ~frame["status"].isin(OK_STATUSES)
-    keys = frame[column].map(_sort_key)
+    keys = frame[column].map(sort_key)
     order = sorted(range(len(frame)), key=lambda i: (bool(failed.iloc[i]), _flip(keys.iloc[i], descending)))
     return frame.iloc[order].reset_index(drop=True)
 
@@ -144,8 +144,8 @@ def pivot(frame: pd.DataFrame, row_key: str, column_key: str, value: str) -> tup
                          _row=frame[row_key].map(_key), _column=frame[column_key].map(_key))
     table = cells.pivot_table(index="_row", columns="_column", values="_value", aggfunc="mean", dropna=False)
     failed = cells.pivot_table(index="_row", columns="_column", values="_failed", aggfunc="any", dropna=False)
-    row_order = sorted(table.index, key=_sort_key)
-    column_order = sorted(table.columns, key=_sort_key)
+    row_order = sorted(table.index, key=sort_key)
+    column_order = sorted(table.columns, key=sort_key)
     table = table.reindex(index=row_order, columns=column_order)
     failed = failed.reindex(index=row_order, columns=column_order).fillna(False).astype(bool)
     table.index.name, table.columns.name = row_key, column_key
@@ -193,7 +193,7 @@ def _key(value: Any) -> Any:
     return "∅" if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def _sort_key(value: Any) -> tuple:
+def sort_key(value: Any) -> tuple:
     """Numbers in order, then `full` (a batch as large as the data), then other text."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
         return (0, float(value), "")

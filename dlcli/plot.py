@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from dlcli.compare import OK_STATUSES, _sort_key, label_of
+from dlcli.compare import OK_STATUSES, sort_key, label_of
 from dlcli.results import atomic_write_bytes
 
 
@@ -25,9 +25,11 @@ def plot_against_key(frame: pd.DataFrame, x_key: str, line_keys: list[str], path
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     completed = frame[frame["status"].isin(OK_STATUSES)]
-    numeric = completed[completed[x_key].map(lambda v: _sort_key(v)[0] == 0)]
-    groups = numeric.groupby([numeric[k].astype(str) for k in line_keys], sort=True) if line_keys else [((), numeric)]
-    for index, (_, members) in enumerate(groups):
+    numeric = completed[completed[x_key].map(lambda v: sort_key(v)[0] == 0)]
+    groups = [members for _, members in numeric.groupby([numeric[k].astype(str) for k in line_keys])] \
+        if line_keys else [numeric]
+    groups.sort(key=lambda members: [sort_key(members.iloc[0][k]) for k in line_keys])
+    for index, members in enumerate(groups):
         label = label_of(members.iloc[0], line_keys)
         colour = f"C{index % 10}"
         for metric, style in (("test_error", "-"), ("train_error", "--")):

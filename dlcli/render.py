@@ -208,21 +208,26 @@ def print_pivot(table, failed, value: str) -> None:
     finite = table.where(~failed).stack()
     low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
     best = finite.idxmin() if len(finite) else None
-    view = Table(title=f"{value}: rows {table.index.name}, columns {table.columns.name}", title_justify="left")
-    view.add_column(f"{table.index.name} \\ {table.columns.name}")
+    console.print(f"{value} by {table.index.name} (rows) × {table.columns.name} (columns); "
+                  "★ best, bold: best in its row, ✗ diverged or failed")
+    view = Table()
+    view.add_column(table.index.name, no_wrap=True, min_width=len(str(table.index.name)))
     for column in table.columns:
-        view.add_column(_plain(column), justify="right")
+        view.add_column(_plain(column), justify="right", no_wrap=True, min_width=len(_plain(column)))
     for row_key in table.index:
         cells = []
+        row_values = table.loc[row_key].where(~failed.loc[row_key])
+        row_best = row_values.idxmin() if row_values.notna().any() else None
         for column in table.columns:
             number = table.loc[row_key, column]
             if failed.loc[row_key, column]:
-                cells.append("[white on red] ✗ diverged [/]")
+                cells.append("[white on red] ✗ [/]")
             elif number != number:  # NaN: no run at this point
                 cells.append("[dim]·[/]")
             else:
                 star = "★ " if (row_key, column) == best else ""
-                cells.append(f"[black on {_heat(number, low, high)}] {star}{number:.4f} [/]")
+                weight = "bold " if column == row_best else ""
+                cells.append(f"[{weight}black on {_heat(number, low, high)}] {star}{number:.4f} [/]")
         view.add_row(_plain(row_key), *cells)
     console.print(view)
 
@@ -276,6 +281,8 @@ def _mean_std(mean: Any, std: Any) -> str:
 
 
 def _plain(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value != value:
         return "-"
     return f"{value:g}" if isinstance(value, float) else str(value)
