@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from dlcli.config import flatten
 from dlcli.errors import UserError
 
 METRICS = ["train_error", "test_error", "gap", "train_loss", "test_loss", "best_epoch"]
@@ -168,20 +169,9 @@ def label_of(row: pd.Series, keys: list[str]) -> str:
 
 def _config_from_yaml(run_dir: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        return flatten(yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {})
     except (OSError, yaml.YAMLError):
         return {}
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            flat[prefix.rstrip(".")] = node
-
-    walk(raw, "")
-    return flat
 
 
 def _hashable(value: Any) -> Any:

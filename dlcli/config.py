@@ -1,8 +1,8 @@
-"""The experiment config: a tree of small typed models, and the one function that reads YAML into it.
+"""Reading an experiment: YAML plus `--set` overrides, validated into the schema.
 
-Every key has a default, so an empty mapping is a valid experiment. Validation collects every problem
-(unknown keys with a suggestion, wrong types, out-of-range values, unknown names, missing files) and
-raises one `UserError` naming the file, the dotted key and what is allowed.
+Validation collects every problem (unknown keys with a suggestion, wrong types, out-of-range values,
+unknown names, missing files) and raises one `UserError` naming the file, the dotted key and what is
+allowed.
 """
 from __future__ import annotations
 
@@ -11,151 +11,17 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dlcli.errors import UserError, prefixed
-
-
-def _reject_bool(value: Any) -> Any:
-    # pydantic's lax mode reads `true` as 1; in a config that is always a mistake.
-    if isinstance(value, bool):
-        raise ValueError("expected a number, got a boolean")
-    return value
-
-
-def _batch_size(value: Any) -> int | str:
-    if value == "full":
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise ValueError(f"must be an integer >= 1 or 'full', got {value!r}")
-
-
-def _device(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
-        return value
-    raise ValueError(f"must be auto, cpu, mps, cuda or cuda:N, got {value!r}")
-
-
-Number = Annotated[float, BeforeValidator(_reject_bool)]
-Integer = Annotated[int, BeforeValidator(_reject_bool)]
-BatchSize = Annotated[Union[int, str], PlainValidator(_batch_size)]
-Device = Annotated[str, PlainValidator(_device)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-# ---- per-data-set parameters (data.params) -------------------------------------------------------
-
-
-class GaussiansParams(Section):
-    classes: Annotated[Integer, Field(ge=2)] = 2  # number of classes, means evenly spaced on a line
-    dim: Annotated[Integer, Field(ge=1)] = 2  # input dimension
-    separation: Annotated[Number, Field(ge=0)] = 2.0  # distance between neighbouring class means
-    sigma: Annotated[Number, Field(gt=0)] = 1.0  # standard deviation of every class (isotropic)
-
-
-class SineParams(Section):
-    dim: Annotated[Integer, Field(ge=1)] = 1  # inputs; y depends on the first, the rest are distractors
-    noise: Annotated[Number, Field(ge=0)] = 0.1  # std of the Gaussian noise on y; Bayes error = noise²
-
-
-class MoonsParams(Section):
-    noise: Annotated[Number, Field(ge=0)] = 0.2  # std of the Gaussian noise added to the points
-
-
-class SplitParams(Section):
-    test_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.25  # stratified, seeded by `seed`
-
-
-class Mnist1dParams(Section):
-    num_samples: Annotated[Integer, Field(ge=20)] = 5000  # samples generated, train + test
-    train_split: Annotated[Number, Field(gt=0, lt=1)] = 0.8  # fraction of them used for training
-    seed: Integer = 42  # the generator's seed; 42 gives the standard MNIST-1D
-
-
-Task = Literal["auto", "classification", "regression"]
-
-
-class CsvParams(Section):
-    path: str  # CSV file with a header row; relative paths start at the config file's folder
-    target: str | None = None  # target column (default: the last one)
-    test_path: str | None = None  # separate test file; without it a seeded split of `path`
-    test_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.2
-    task: Task = "auto"  # auto: integer or text targets are classes, floats are regression
-
-
-class NpzParams(Section):
-    path: str  # .npz with arrays x, y, x_test, y_test
-    task: Task = "auto"
-
-
-DATA_PARAMS: dict[str, type[Section]] = {
-    "gaussians": GaussiansParams,
-    "sine": SineParams,
-    "moons": MoonsParams,
-    "digits": SplitParams,
-    "breast_cancer": SplitParams,
-    "mnist1d": Mnist1dParams,
-    "csv": CsvParams,
-    "npz": NpzParams,
-}
-DataName = Literal["gaussians", "sine", "moons", "digits", "breast_cancer", "mnist1d", "csv", "npz"]
-
-
-# ---- the experiment ------------------------------------------------------------------------------
-
-
-class DataConfig(Section):
-    name: DataName = "mnist1d"
-    n_train: Annotated[Integer, Field(ge=1)] | None = None  # first n training samples (None = all)
-    n_test: Annotated[Integer, Field(ge=1)] | None = None
-    label_noise: Annotated[Number, Field(ge=0, le=1)] = 0.0  # fraction of training labels flipped
-    standardize: bool = True  # z-score features with training-set statistics
-    params: dict[str, Any] = {}  # per-data-set knobs, see DATA_PARAMS
-
-
-class ModelConfig(Section):
-    name: Literal["linear", "mlp", "cnn"] = "mlp"
-    hidden: list[Annotated[Integer, Field(ge=1)]] = [100, 100]  # widths (mlp) or channels (cnn)
-    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
-    dropout: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # probability of dropping a unit
-    norm: Literal["none", "batch", "layer"] = "none"
-
-
-class OptimConfig(Section):
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: Annotated[Number, Field(gt=0)] = 0.1
-    momentum: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # sgd only
-    batch_size: BatchSize = 32  # samples per update, or "full" for gradient descent
-    batch_order: Literal["shuffle", "sequential", "stride"] = "shuffle"
-
-
-class RegularizationConfig(Section):
-    l2: Annotated[Number, Field(ge=0)] = 0.0  # λ in + (λ/2)·||W||² added to the loss
-    l1: Annotated[Number, Field(ge=0)] = 0.0  # λ in + λ·||W||₁ added to the loss
-    weight_decay: Annotated[Number, Field(ge=0)] = 0.0  # decoupled: w ← w − lr·decay·w each step
-
-
-class TrainConfig(Section):
-    epochs: Annotated[Integer, Field(ge=0)] = 20  # passes over the training set
-
-
-class Experiment(Section):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "experiment"
-    seed: Annotated[Integer, Field(ge=0)] = 0
-    device: Device = "auto"
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    loss: Literal["cross_entropy", "bce", "mse"] = "cross_entropy"
-    optim: OptimConfig = OptimConfig()
-    regularization: RegularizationConfig = RegularizationConfig()
-    train: TrainConfig = TrainConfig()
+from dlcli.schema import (  # noqa: F401  (re-exported: the schema is part of this module's API)
+    DATA_PARAMS, CsvParams, DataConfig, DataName, Experiment, GaussiansParams, Integer, Mnist1dParams,
+    ModelConfig, MoonsParams, NpzParams, Number, OptimConfig, RegularizationConfig, Section, SineParams,
+    SplitParams, TrainConfig,
+)
 
 
 # ---- reading YAML and overrides ------------------------------------------------------------------
@@ -289,6 +155,11 @@ def to_yaml(experiment: Experiment) -> str:
 
 def flat_config(experiment: Experiment) -> dict[str, Any]:
     """The resolved config as {dotted key: value}, data.params included."""
+    return flatten(experiment.model_dump(mode="json"))
+
+
+def flatten(mapping: dict[str, Any]) -> dict[str, Any]:
+    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}; an empty mapping stays a value."""
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -298,7 +169,7 @@ def flat_config(experiment: Experiment) -> dict[str, Any]:
         else:
             flat[prefix.rstrip(".")] = node
 
-    walk(experiment.model_dump(mode="json"), "")
+    walk(mapping, "")
     return flat
 
 

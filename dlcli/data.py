@@ -13,7 +13,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from dlcli.config import DataConfig
+from dlcli.schema import DataConfig
 from dlcli.errors import UserError
 
 Kind = Literal["tabular", "sequence", "image"]

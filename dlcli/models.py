@@ -6,7 +6,7 @@ from typing import Callable
 
 from torch import nn
 
-from dlcli.config import ModelConfig
+from dlcli.schema import ModelConfig
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,

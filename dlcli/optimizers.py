@@ -6,7 +6,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
-from dlcli.config import OptimConfig
+from dlcli.schema import OptimConfig
 
 OPTIMIZERS: dict[str, Callable[[list[Tensor], OptimConfig, float], torch.optim.Optimizer]] = {
     "sgd": lambda params, config, decay: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
