@@ -140,9 +140,10 @@ def sweep(
     if dry_run:
         print_dry_run(spec, estimate)
         return
-    with sweep_progress(len(spec.points)) as on_result:
+    with sweep_progress(len(spec.points)) as progress:
         try:
-            result = run_sweep(spec, out, workers, backend, address, gpus_per_run, on_result=on_result)
+            result = run_sweep(spec, out, workers, backend, address, gpus_per_run,
+                               on_result=progress.finished, on_skipped=progress.skipped)
         except KeyboardInterrupt:
             result = None
     if result is None:

@@ -110,21 +110,29 @@ def _number(value: Any) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
+class SweepProgress:
+    """One progress bar over a sweep's runs and a line per finished run."""
+
+    def __init__(self, progress: Progress, task: Any):
+        self.progress, self.task = progress, task
+
+    def skipped(self, count: int) -> None:
+        """Points finished by an earlier invocation count as done from the start."""
+        self.progress.update(self.task, completed=count)
+
+    def finished(self, row: dict[str, Any]) -> None:
+        self.progress.advance(self.task)
+        self.progress.console.print(_run_line(row), soft_wrap=True)
+
+
 @contextlib.contextmanager
-def sweep_progress(total: int) -> Iterator[Callable[[dict[str, Any]], None]]:
-    """A progress bar over runs; yields the function to call with each finished run's row."""
+def sweep_progress(total: int) -> Iterator[SweepProgress]:
     progress = Progress(
         TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("ETA"), TimeRemainingColumn(), console=console,
     )
-    task = progress.add_task("sweep", total=total)
-
-    def update(row: dict[str, Any]) -> None:
-        progress.advance(task)
-        progress.console.print(_run_line(row), soft_wrap=True)
-
     with progress:
-        yield update
+        yield SweepProgress(progress, progress.add_task("sweep", total=total))
 
 
 def _run_line(row: dict[str, Any]) -> str:

@@ -55,8 +55,12 @@ def sweep_dir_of(sweep: Sweep, out_root: Path) -> Path:
 
 def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str = "local",
               address: str | None = None, gpus_per_run: float | None = None,
-              on_result: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
-    """Run every point not already finished on disk; returns one row per point."""
+              on_result: Callable[[dict[str, Any]], None] | None = None,
+              on_skipped: Callable[[int], None] | None = None) -> SweepResult:
+    """Run every point not already finished on disk; returns one row per point.
+
+    `on_skipped` hears how many points an earlier invocation finished; `on_result` gets each new row.
+    """
     sweep_dir = sweep_dir_of(sweep, Path(out_root))
     run_ids = [config_hash(experiment) for experiment in sweep.experiments]
     _check_distinct(run_ids, sweep.points)
@@ -66,6 +70,8 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     rows = [_row(run_id, point, experiment, _finished_summary(sweep_dir / run_id))
             for run_id, point, experiment in zip(run_ids, sweep.points, sweep.experiments)]
     skipped = sum(row["status"] in FINISHED for row in rows)
+    if on_skipped:
+        on_skipped(skipped)
     write_runs_csv(sweep_dir, rows, sweep.spec.keys)
     pending = [(i, sweep.experiments[i], sweep_dir / run_ids[i]) for i, row in enumerate(rows)
                if row["status"] not in FINISHED]
