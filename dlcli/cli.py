@@ -130,10 +130,11 @@ def sweep(
     """
     from dlcli.render import print_dry_run, print_sweep_result, sweep_progress
     from dlcli.results import check_output_root
-    from dlcli.runner import check_points, run_sweep, sweep_dir_of
+    from dlcli.runner import check_backend, check_points, run_sweep, sweep_dir_of
     from dlcli.sweep import load_sweep
 
     spec = load_sweep(config, list(grid or []), list(zip_ or []), seeds, list(set_ or []))
+    check_backend(backend)
     check_output_root(out)
     sweep_dir_of(spec, out)
     estimate = check_points(spec, estimate=dry_run)

@@ -123,7 +123,7 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, A
             problems.append(f"--set {item}: expected KEY=VALUE, e.g. --set optim.lr=0.05")
             continue
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = parse_value(text)
         except yaml.YAMLError:
             problems.append(f"--set {item}: the value is not valid YAML")
             continue
@@ -131,6 +131,14 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, A
     if problems:
         raise UserError(problems)
     return parsed
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML, except that `1e-3` is a number (YAML 1.1 reads it as text)."""
+    value = yaml.safe_load(text) if text.strip() else None
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+        return float(value)
+    return value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]]) -> list[str]:

@@ -104,10 +104,12 @@ def _confusion_table(classes: list[str], confusion: list[list[int]]) -> Table:
     return table
 
 
-def _number(value: Any) -> str:
+def _number(value: Any, decimals: int = 4) -> str:
     if value is None or value != value:
         return "-"
-    return str(value) if isinstance(value, int) else f"{value:.4f}"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{decimals}f}" if abs(value) < 1e5 else f"{value:.2e}"  # a diverged loss can be 1e30
 
 
 class SweepProgress:
@@ -191,7 +193,8 @@ def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) 
     """Rows of runs (or groups of replicates, mean ± std over n), best first, failures last and red."""
     view = Table()
     for key in keys:
-        view.add_column(key)
+        width = max([len(key)] + [len(_plain(value)) for value in table[key]])
+        view.add_column(key, no_wrap=True, min_width=min(width, 24))
     for metric in metrics:
         view.add_column(metric, justify="right", no_wrap=True)
     view.add_column("status")
@@ -285,7 +288,7 @@ def _heat(value: float, low: float, high: float) -> str:
 def _mean_std(mean: Any, std: Any) -> str:
     if mean is None or mean != mean:
         return "-"
-    return f"{mean:.4f} ±{std:.3f}" if std is not None and std == std else f"{mean:.4f}"
+    return f"{_number(mean)} ±{_number(std, 3)}" if std is not None and std == std else _number(mean)
 
 
 def _plain(value: Any) -> str:

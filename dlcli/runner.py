@@ -131,16 +131,22 @@ def train_point(experiment_json: dict[str, Any], run_dir: str) -> dict[str, Any]
 Pending = list[tuple[int, Experiment, Path]]
 
 
-def _backend(name: str, workers: int, address: str | None, gpus_per_run: float | None):
-    if name == "local":
-        return lambda pending: _local(pending, workers)
+def check_backend(name: str) -> None:
+    """Fail before anything starts when the backend is unknown or not installed."""
+    if name not in ("local", "ray"):
+        raise UserError(f"--backend: unknown backend {name!r} (allowed: local, ray)")
     if name == "ray":
         try:
             import ray  # noqa: F401
         except ImportError:
             raise UserError("--backend ray needs Ray: pip install 'dlcli[ray]'") from None
-        return lambda pending: _ray(pending, address, gpus_per_run)
-    raise UserError(f"--backend: unknown backend {name!r} (allowed: local, ray)")
+
+
+def _backend(name: str, workers: int, address: str | None, gpus_per_run: float | None):
+    check_backend(name)
+    if name == "local":
+        return lambda pending: _local(pending, workers)
+    return lambda pending: _ray(pending, address, gpus_per_run)
 
 
 def _local(pending: Pending, workers: int) -> Iterator[tuple[int, dict]]:
@@ -199,6 +205,9 @@ def _unpack(files: dict[str, bytes], run_dir: Path) -> None:
     staging = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}."))
     for name, payload in files.items():
         (staging / name).write_bytes(payload)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes 0700; a run folder gets the usual permissions
     os.replace(staging, run_dir)
 
 

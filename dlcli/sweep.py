@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Field, ValidationError
 
-from dlcli.config import Experiment, Integer, Section, experiment_from_dict, read_config_file
+from dlcli.config import Experiment, Integer, Section, experiment_from_dict, parse_value, read_config_file
 from dlcli.errors import UserError
 
 
@@ -109,7 +109,7 @@ def parse_values(text: str) -> list[Any]:
             values += generated
             continue
         try:
-            values.append(yaml.safe_load(piece))
+            values.append(parse_value(piece))
         except yaml.YAMLError:
             raise UserError(f"{piece!r} is not a valid YAML value") from None
     return values
@@ -120,18 +120,17 @@ def _generator(piece: str) -> list[Any] | None:
     if not found:
         return None
     kind, arguments = found.groups()
-    try:
-        numbers = [yaml.safe_load(argument) for argument in arguments.split(",")]
-    except yaml.YAMLError:
-        numbers = [None]
-    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+    numbers = [_number(argument) for argument in arguments.split(",")]
+    if any(number is None for number in numbers):
         raise UserError(f"{piece.strip()}: arguments must be numbers")
     if kind == "range":
         if len(numbers) not in (2, 3) or (len(numbers) == 3 and numbers[2] <= 0):
             raise UserError(f"{piece.strip()}: expected range(start, stop[, step > 0])")
         start, stop, step = (*numbers, 1)[:3]
         count = max(0, math.ceil((stop - start) / step))
-        return [_tidy(start + i * step) for i in range(count)]
+        values = [start + i * step for i in range(count)]
+        # 0.1 + 3 * 0.1 rounds to 0.4000000000000001 > 0.4: the stop is excluded whatever the rounding.
+        return [_tidy(value) for value in values if value < stop - 1e-9 * abs(step)]
     if len(numbers) != 3 or numbers[0] <= 0 or numbers[1] <= 0 or numbers[2] < 1 or int(numbers[2]) != numbers[2]:
         raise UserError(f"{piece.strip()}: expected log(low > 0, high > 0, count >= 1)")
     low, high, count = numbers[0], numbers[1], int(numbers[2])
@@ -139,6 +138,15 @@ def _generator(piece: str) -> list[Any] | None:
         return [_tidy(low)]
     ratio = (high / low) ** (1 / (count - 1))
     return [_tidy(low * ratio**i) for i in range(count)]
+
+
+def _number(text: str) -> int | float | None:
+    for kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            continue
+    return None
 
 
 def _tidy(value: int | float) -> int | float:

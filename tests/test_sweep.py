@@ -1,0 +1,583 @@
+"""Sweeps: value parsing, expansion, dry runs, runs.csv, resume after a real kill, workers, Ray."""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from conftest import tiny_config
+from dlcli.cli import app
+from dlcli.config import load_experiment
+from dlcli.errors import UserError
+from dlcli.sweep import load_sweep, parse_values
+
+runner = CliRunner()
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+WIDE = {"COLUMNS": "300"}  # no wrapping of the lines we read back
+RUN_FILES = {"config.yaml", "metrics.csv", "summary.json", "model.pt"}
+RESULT_COLUMNS = ["train_loss", "train_error", "test_loss", "test_error", "gap", "best_test_error",
+                  "best_epoch", "epochs_run", "seconds", "message"]
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(arg) for arg in args], env=WIDE)
+
+
+def text(stream: str) -> str:
+    return ANSI.sub("", stream)
+
+
+def assert_no_traceback(result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+def succeeded(result) -> str:
+    assert_no_traceback(result)
+    assert result.exit_code == 0, (result.exit_code, result.output)
+    return text(result.stdout)
+
+
+def user_error(result, out: Path) -> list[str]:
+    """Exit 2, no traceback, the problems on stderr, and the output root never created."""
+    assert_no_traceback(result)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert not out.exists(), sorted(map(str, out.rglob("*")))
+    lines = [line for line in text(result.stderr).splitlines() if line.strip()]
+    assert lines, "no message on stderr"
+    return lines
+
+
+def line_with(lines: list[str], *fragments: str) -> str:
+    found = [line for line in lines if all(fragment in line for fragment in fragments)]
+    assert found, f"no line with all of {fragments!r} in:\n" + "\n".join(lines)
+    return found[0]
+
+
+def write_yaml(folder: Path, config: dict, name: str = "experiment.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def without(rows: list[dict[str, str]], *columns: str) -> list[dict[str, str]]:
+    return [{key: value for key, value in row.items() if key not in columns} for row in rows]
+
+
+def run_dirs(sweep_dir: Path) -> set[str]:
+    return {path.name for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith(".")}
+
+
+def metrics_without_seconds(run_dir: Path) -> list[dict[str, str]]:
+    return without(read_csv_rows(run_dir / "metrics.csv")[1], "seconds")
+
+
+def assert_same_sweep(expected: Path, actual: Path) -> None:
+    """Same runs.csv apart from `seconds`, same run directories holding the same files and results."""
+    expected_columns, expected_rows = read_csv_rows(expected / "runs.csv")
+    actual_columns, actual_rows = read_csv_rows(actual / "runs.csv")
+    assert actual_columns == expected_columns
+    assert without(actual_rows, "seconds") == without(expected_rows, "seconds")
+    assert run_dirs(actual) == run_dirs(expected) == {row["run_id"] for row in expected_rows}
+    for run_id in run_dirs(expected):
+        a, b = expected / run_id, actual / run_id
+        assert {p.name for p in b.iterdir()} == {p.name for p in a.iterdir()}, run_id
+        assert (b / "config.yaml").read_text() == (a / "config.yaml").read_text(), run_id
+        assert metrics_without_seconds(b) == metrics_without_seconds(a), run_id
+        summary_a, summary_b = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+        for volatile in ("started", "seconds"):
+            summary_a.pop(volatile), summary_b.pop(volatile)
+        assert summary_b == summary_a, run_id
+        weights_a = torch.load(a / "model.pt", weights_only=True)
+        weights_b = torch.load(b / "model.pt", weights_only=True)
+        assert weights_a.keys() == weights_b.keys()
+        assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), run_id
+
+
+# ---- value parsing -------------------------------------------------------------------------------
+
+
+def test_comma_separated_yaml_values():
+    assert parse_values("1,8,32,full") == [1, 8, 32, "full"]
+    assert [type(v) for v in parse_values("1,8,32,full")] == [int, int, int, str]
+    assert parse_values("0.5, 2") == [0.5, 2]
+
+
+def test_yaml_lists_are_single_values():
+    assert parse_values("[64,64],[128,128]") == [[64, 64], [128, 128]]
+    assert parse_values("[8],[4, 4],[2,2,2]") == [[8], [4, 4], [2, 2, 2]]
+
+
+@pytest.mark.parametrize("start, stop", [(0, 5), (2, 7), (-3, 2), (5, 5), (6, 3)])
+def test_range_with_two_arguments(start, stop):
+    assert parse_values(f"range({start},{stop})") == list(range(start, stop))
+
+
+@pytest.mark.parametrize("start, stop, step", [(0, 10, 3), (1, 6, 2), (0, 10, 5), (3, 4, 10)])
+def test_range_with_a_step(start, stop, step):
+    assert parse_values(f"range({start},{stop},{step})") == list(range(start, stop, step))
+
+
+@pytest.mark.parametrize("start, stop, step", [("0", "1", "0.25"), ("0.1", "0.4", "0.1"), ("0.2", "0.8", "0.2"),
+                                               ("0.7", "1.0", "0.1"), ("0", "0.3", "0.1")])
+def test_range_with_a_float_step_excludes_the_stop(start, stop, step):
+    # range's stop is exclusive, whatever the rounding of the step: count the values in exact arithmetic.
+    a, b, s = Fraction(start), Fraction(stop), Fraction(step)
+    expected = []
+    while a + len(expected) * s < b:
+        expected.append(float(a + len(expected) * s))
+    values = parse_values(f"range({start},{stop},{step})")
+    assert len(values) == len(expected), values
+    assert values == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("low, high, count", [(0.01, 1, 5), (0.001, 10, 9), (1, 1000, 4), (0.5, 8, 2), (10, 0.1, 3)])
+def test_log_spacing(low, high, count):
+    values = parse_values(f"log({low},{high},{count})")
+    assert len(values) == count
+    assert values[0] == pytest.approx(low, rel=1e-5)
+    assert values[-1] == pytest.approx(high, rel=1e-5)
+    ratios = [b / a for a, b in zip(values, values[1:])]
+    expected_ratio = (high / low) ** (1 / (count - 1))
+    assert ratios == pytest.approx([expected_ratio] * (count - 1), rel=1e-5)
+
+
+def test_log_with_one_value_is_the_low_end():
+    assert parse_values("log(0.3,3,1)") == pytest.approx([0.3])
+
+
+def test_log_accepts_scientific_notation():
+    # 1e-3 is a number to anyone writing a learning-rate sweep.
+    assert parse_values("log(1e-3,1,4)") == pytest.approx([0.001, 0.01, 0.1, 1.0], rel=1e-5)
+
+
+def test_generators_mix_with_plain_values():
+    values = parse_values("1,range(2,4),log(10,1000,3),full")
+    assert values[:3] == [1, 2, 3] and values[-1] == "full"
+    assert values[3:6] == pytest.approx([10, 100, 1000], rel=1e-5)
+
+
+@pytest.mark.parametrize("piece", ["range(1)", "range(1,2,3,4)", "range(0,5,0)", "range(0,5,-1)", "range(a,b)",
+                                   "log(0,1,3)", "log(0.1,-1,3)", "log(0.1,1,0)", "log(0.1,1,2.5)", "log(1,2)",
+                                   "log(x,1,3)", "range(true,3)"])
+def test_bad_generator_arguments_are_user_errors(piece):
+    with pytest.raises(UserError) as raised:
+        parse_values(piece)
+    assert any(piece.split("(")[0] in problem for problem in raised.value.problems), raised.value.problems
+
+
+def test_bad_generator_on_the_command_line_exits_2(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--grid", "optim.lr=log(0,1,3)", "--out", out), out)
+    line_with(lines, "--grid", "optim.lr", "log(0,1,3)")
+
+
+# ---- expansion -----------------------------------------------------------------------------------
+
+
+def test_grid_axes_multiply(tmp_path):
+    axes = {"optim.lr": [0.05, 0.1, 0.2], "optim.batch_size": [8, "full"], "model.hidden": [[8], [4, 4]]}
+    config = write_yaml(tmp_path, tiny_config())
+    sweep = load_sweep(config, grid=[f"{key}={','.join(json.dumps(v) if isinstance(v, list) else str(v) for v in values)}"
+                                     for key, values in axes.items()])
+    assert len(sweep.points) == len(sweep.experiments) == math.prod(len(v) for v in axes.values()) == 12
+    expected = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    assert sorted(map(json.dumps, sweep.points)) == sorted(map(json.dumps, expected))
+    for point, experiment in zip(sweep.points, sweep.experiments):
+        assert experiment.optim.lr == point["optim.lr"]
+        assert experiment.optim.batch_size == point["optim.batch_size"]
+        assert experiment.model.hidden == point["model.hidden"]
+
+
+def test_zip_axes_vary_together(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    sweep = load_sweep(config, zipped=["optim.lr=0.05,0.1,0.2", "optim.batch_size=8,16,32"])
+    assert len(sweep.points) == 3
+    assert [(e.optim.lr, e.optim.batch_size) for e in sweep.experiments] == [(0.05, 8), (0.1, 16), (0.2, 32)]
+
+
+def test_zip_times_grid_times_seeds(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    zipped = {"optim.lr": [0.05, 0.1], "train.epochs": [1, 2]}
+    grid = {"optim.batch_size": [8, 16, 32]}
+    seeds = 2
+    sweep = load_sweep(config, grid=["optim.batch_size=8,16,32"], zipped=["optim.lr=0.05,0.1", "train.epochs=1,2"],
+                       seeds=seeds)
+    assert len(sweep.points) == len(grid["optim.batch_size"]) * len(zipped["optim.lr"]) * seeds == 12
+    pairs = {(e.optim.lr, e.train.epochs) for e in sweep.experiments}
+    assert pairs == set(zip(*zipped.values()))  # never 0.05 with 2 epochs
+    combos = [(e.optim.batch_size, e.optim.lr, e.train.epochs, e.seed) for e in sweep.experiments]
+    assert len(set(combos)) == 12
+
+
+def test_seeds_give_seeds_0_to_n_minus_1_per_point(tmp_path):
+    config = write_yaml(tmp_path, tiny_config(seed=7))
+    sweep = load_sweep(config, grid=["optim.lr=0.05,0.1,0.2"], seeds=4)
+    assert len(sweep.points) == 3 * 4
+    by_lr: dict[float, list[int]] = {}
+    for experiment in sweep.experiments:
+        by_lr.setdefault(experiment.optim.lr, []).append(experiment.seed)
+    assert {lr: sorted(seeds) for lr, seeds in by_lr.items()} == {lr: [0, 1, 2, 3] for lr in (0.05, 0.1, 0.2)}
+
+
+def test_unequal_zip_lengths_are_rejected(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    with pytest.raises(UserError) as raised:
+        load_sweep(config, zipped=["optim.lr=0.1,0.2", "optim.batch_size=8,16,32"])
+    line_with(raised.value.problems, "optim.lr", "optim.batch_size")
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--zip", "optim.lr=0.1,0.2", "--zip", "optim.batch_size=8,16,32",
+                              "--out", out), out)
+    line = line_with(lines, "optim.lr", "optim.batch_size")
+    assert "2" in line and "3" in line, line
+
+
+def yaml_sweep_config(folder: Path) -> Path:
+    config = tiny_config()
+    config["sweep"] = {"grid": {"optim.lr": [0.05, 0.1]},
+                       "zip": {"optim.batch_size": "16,32", "model.hidden": [[8], [4, 4]]},
+                       "seeds": 2}
+    return write_yaml(folder, config, "swept.yaml")
+
+
+def test_yaml_sweep_section_is_read(tmp_path):
+    sweep = load_sweep(yaml_sweep_config(tmp_path))
+    assert len(sweep.points) == 2 * 2 * 2
+    combos = {(e.optim.lr, e.optim.batch_size, tuple(e.model.hidden), e.seed) for e in sweep.experiments}
+    expected = {(lr, bs, tuple(h), s) for lr in (0.05, 0.1) for bs, h in [(16, [8]), (32, [4, 4])] for s in (0, 1)}
+    assert combos == expected
+
+
+def test_command_line_adds_axes_to_the_yaml_sweep(tmp_path):
+    sweep = load_sweep(yaml_sweep_config(tmp_path), grid=["train.epochs=1,2,3"])
+    assert len(sweep.points) == 2 * 2 * 2 * 3
+    assert {e.train.epochs for e in sweep.experiments} == {1, 2, 3}
+    assert {e.optim.lr for e in sweep.experiments} == {0.05, 0.1}
+
+
+def test_command_line_axis_replaces_the_yaml_axis_of_the_same_key(tmp_path):
+    sweep = load_sweep(yaml_sweep_config(tmp_path), grid=["optim.lr=0.01,0.02,0.03"], seeds=3)
+    assert len(sweep.points) == 3 * 2 * 3
+    assert {e.optim.lr for e in sweep.experiments} == {0.01, 0.02, 0.03}
+    assert {e.seed for e in sweep.experiments} == {0, 1, 2}
+
+
+def test_dry_run_counts_yaml_and_command_line_axes(tmp_path):
+    out = tmp_path / "out"
+    stdout = succeeded(invoke("sweep", yaml_sweep_config(tmp_path), "--grid", "train.epochs=1,2", "--out", out,
+                              "--dry-run"))
+    assert re.search(rf"\b{2 * 2 * 2 * 2} runs\b", stdout), stdout
+    assert not out.exists()
+
+
+# ---- dry run and bad points ----------------------------------------------------------------------
+
+
+def test_dry_run_writes_nothing_and_counts_the_runs(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    stdout = succeeded(invoke("sweep", config, "--grid", "optim.lr=0.05,0.1,0.2", "--grid", "optim.batch_size=8,full",
+                              "--seeds", "2", "--out", out, "--dry-run"))
+    assert re.search(rf"\b{3 * 2 * 2} runs\b", stdout), stdout
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_bad_point_is_caught_before_anything_runs(tmp_path, dry_run):
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    batch_sizes, lrs = [0, 8], [0.1, 0.2]
+    bad = [i + 1 for i, (bs, _) in enumerate(itertools.product(batch_sizes, lrs)) if bs == 0]
+    args = ["sweep", config, "--grid", "optim.batch_size=0,8", "--grid", "optim.lr=0.1,0.2", "--out", out]
+    lines = user_error(invoke(*args, *(["--dry-run"] if dry_run else [])), out)
+    assert len(lines) == 1, lines
+    line_with(lines, "optim.batch_size", "points " + ", ".join(map(str, bad)))
+
+
+def test_an_unknown_key_is_caught_at_every_point(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--grid", "optim.lrr=0.1,0.2", "--out", out, "--dry-run"), out)
+    line_with(lines, "optim.lrr", "every point")
+
+
+def test_a_point_that_fails_on_its_data_is_caught_before_anything_runs(tmp_path):
+    # bce needs two classes: only the 3-class point (the second) is wrong, and only the data tells.
+    config = write_yaml(tmp_path, tiny_config(loss="bce"))
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--grid", "data.params.classes=2,3", "--out", out), out)
+    line_with(lines, "bce", "point 2")
+
+
+def test_unknown_backend_exits_2(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--grid", "optim.lr=0.1,0.2", "--backend", "nope", "--out", out), out)
+    line_with(lines, "--backend", "nope")
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed: `import ray` fails
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--backend", "ray", "--out", out), out)
+    line_with(lines, "--backend ray", "pip install 'dlcli[ray]'")
+
+
+# ---- a sweep: every point an ordinary run, runs.csv ----------------------------------------------
+
+BASE_GRID = ["--grid", "optim.lr=1000000.0,0.1", "--grid", "model.hidden=[8],[8,8]", "--seeds", "2"]
+BASE_POINTS = [{"optim.lr": lr, "model.hidden": hidden, "seed": seed}
+               for lr, hidden, seed in itertools.product([1000000.0, 0.1], [[8], [8, 8]], [0, 1])]
+
+
+@pytest.fixture(scope="module")
+def base_config(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("base_config")
+    return write_yaml(folder, tiny_config(train={"epochs": 2}), "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def base_sweep(base_config, tmp_path_factory):
+    """The reference sweep, local backend, one worker: (sweep dir, result)."""
+    out = tmp_path_factory.mktemp("base") / "out"
+    result = invoke("sweep", base_config, *BASE_GRID, "--out", out)
+    return out / "tiny", result
+
+
+def test_a_sweep_with_a_diverged_point_finishes_with_exit_0(base_sweep):
+    sweep_dir, result = base_sweep
+    stdout = succeeded(result)
+    _, rows = read_csv_rows(sweep_dir / "runs.csv")
+    assert len(rows) == len(BASE_POINTS)
+    statuses = [row["status"] for row in rows]
+    diverged = [row for row in rows if float(row["optim.lr"]) == 1e6]
+    assert diverged and all(row["status"] == "diverged" and row["message"] for row in diverged), statuses
+    # the points after the diverged ones ran to the end
+    assert [row["status"] for row in rows if float(row["optim.lr"]) == 0.1] == ["completed"] * 4, statuses
+    assert f"{len(BASE_POINTS)} runs" in stdout
+
+
+def test_every_point_is_an_ordinary_run(base_sweep, base_config):
+    sweep_dir, _ = base_sweep
+    _, rows = read_csv_rows(sweep_dir / "runs.csv")
+    assert run_dirs(sweep_dir) == {row["run_id"] for row in rows}
+    for row, point in zip(rows, BASE_POINTS):
+        run_dir = sweep_dir / row["run_id"]
+        assert RUN_FILES <= {p.name for p in run_dir.iterdir()}, run_dir
+        experiment = load_experiment(run_dir / "config.yaml")
+        assert experiment.optim.lr == point["optim.lr"]
+        assert experiment.model.hidden == point["model.hidden"]
+        assert experiment.seed == point["seed"]
+        assert experiment.train.epochs == 2 and experiment.data.n_train == 100
+        epochs = [int(r["epoch"]) for r in read_csv_rows(run_dir / "metrics.csv")[1]]
+        assert epochs == list(range(len(epochs))) and epochs
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["status"] == row["status"]
+        assert summary["epochs_run"] == epochs[-1]
+
+
+def test_sweep_yaml_records_the_spec(base_sweep, base_config):
+    sweep_dir, _ = base_sweep
+    spec = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
+    assert spec["points"] == len(BASE_POINTS)
+    assert spec["seeds"] == 2
+    assert spec["grid"]["model.hidden"] == [[8], [8, 8]]
+    assert [float(v) for v in spec["grid"]["optim.lr"]] == [1e6, 0.1]
+    assert Path(spec["config"]).name == base_config.name
+
+
+def test_runs_csv_columns_and_points(base_sweep):
+    sweep_dir, _ = base_sweep
+    columns, rows = read_csv_rows(sweep_dir / "runs.csv")
+    assert columns == ["run_id", "status", "seed", "optim.lr", "model.hidden", *RESULT_COLUMNS]
+    assert len({row["run_id"] for row in rows}) == len(rows) == len(BASE_POINTS)
+    for row, point in zip(rows, BASE_POINTS):  # in point order
+        assert float(row["optim.lr"]) == point["optim.lr"]
+        assert json.loads(row["model.hidden"]) == point["model.hidden"]
+        assert int(row["seed"]) == point["seed"]
+
+
+def test_runs_csv_metrics_are_the_runs_summaries(base_sweep):
+    sweep_dir, _ = base_sweep
+    _, rows = read_csv_rows(sweep_dir / "runs.csv")
+    for row in rows:
+        summary = json.loads((sweep_dir / row["run_id"] / "summary.json").read_text())
+        assert row["status"] == summary["status"]
+        for column in RESULT_COLUMNS:
+            expected = summary[column]
+            if expected is None:
+                assert row[column] == "", (column, row)
+            elif column == "message":
+                assert row[column] == expected
+            else:
+                assert float(row[column]) == pytest.approx(expected, rel=1e-12, abs=1e-15), (column, row)
+        train_error, test_error = float(row["train_error"]), float(row["test_error"])
+        assert float(row["gap"]) == pytest.approx(test_error - train_error, abs=1e-12)
+        metrics = read_csv_rows(sweep_dir / row["run_id"] / "metrics.csv")[1]
+        assert float(row["best_test_error"]) == pytest.approx(min(float(m["test_error"]) for m in metrics), abs=1e-12)
+        assert int(row["epochs_run"]) == int(metrics[-1]["epoch"])
+        assert test_error == pytest.approx(float(metrics[-1]["test_error"]), abs=1e-12)
+
+
+def test_a_finished_sweep_run_again_trains_nothing(base_sweep, base_config, tmp_path):
+    sweep_dir, _ = base_sweep
+    out = tmp_path / "out"
+    shutil.copytree(sweep_dir, out / "tiny")
+    before = {run_id: (out / "tiny" / run_id / "summary.json").stat().st_mtime_ns for run_id in run_dirs(out / "tiny")}
+    stdout = succeeded(invoke("sweep", base_config, *BASE_GRID, "--out", out))
+    assert f"{len(BASE_POINTS)} already done" in stdout, stdout  # diverged points are results too
+    after = {run_id: (out / "tiny" / run_id / "summary.json").stat().st_mtime_ns for run_id in run_dirs(out / "tiny")}
+    assert after == before
+    assert read_csv_rows(out / "tiny" / "runs.csv") == read_csv_rows(sweep_dir / "runs.csv")
+
+
+def test_two_workers_give_the_same_sweep(base_sweep, base_config, tmp_path):
+    sweep_dir, _ = base_sweep
+    out = tmp_path / "out"
+    succeeded(invoke("sweep", base_config, *BASE_GRID, "--workers", "2", "--out", out))
+    assert_same_sweep(sweep_dir, out / "tiny")
+
+
+# ---- Ray -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_sweep(base_config, tmp_path_factory):
+    """The base sweep again, each point a task of a local Ray instance started once for this module."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        out = tmp_path_factory.mktemp("ray") / "out"
+        result = invoke("sweep", base_config, *BASE_GRID, "--backend", "ray", "--out", out)
+    finally:
+        ray.shutdown()
+    return out / "tiny", result
+
+
+def test_ray_backend_gives_the_same_sweep(ray_sweep, base_sweep):
+    sweep_dir, result = ray_sweep
+    succeeded(result)
+    assert_same_sweep(base_sweep[0], sweep_dir)
+
+
+def test_ray_run_directories_have_the_usual_permissions(ray_sweep, base_sweep):
+    sweep_dir, result = ray_sweep
+    succeeded(result)
+    for run_id in run_dirs(base_sweep[0]):
+        local_mode = (base_sweep[0] / run_id).stat().st_mode & 0o777
+        ray_mode = (sweep_dir / run_id).stat().st_mode & 0o777
+        assert ray_mode == local_mode, f"{run_id}: {ray_mode:o} with Ray, {local_mode:o} locally"
+        for path in (base_sweep[0] / run_id).iterdir():
+            local_mode = path.stat().st_mode & 0o777
+            ray_mode = (sweep_dir / run_id / path.name).stat().st_mode & 0o777
+            assert ray_mode == local_mode, f"{run_id}/{path.name}: {ray_mode:o} with Ray, {local_mode:o} locally"
+
+
+# ---- resume after a real kill --------------------------------------------------------------------
+
+SLOW_GRID = ["--grid", "optim.lr=0.02,0.05,0.1", "--seeds", "2"]
+SLOW_POINTS = 3 * 2
+
+
+def slow_config(folder: Path) -> Path:
+    """Each run takes a few tenths of a second: 2000 samples in batches of 8, 4 epochs."""
+    config = tiny_config(name="slow", optim={"name": "sgd", "lr": 0.05, "batch_size": 8}, train={"epochs": 4})
+    config["data"]["n_train"] = 2000
+    return write_yaml(folder, config, "slow.yaml")
+
+
+def completed_in(runs_csv: Path) -> int:
+    try:
+        _, rows = read_csv_rows(runs_csv)
+    except FileNotFoundError:
+        return 0
+    return sum(row["status"] == "completed" for row in rows)
+
+
+def finished_on_disk(sweep_dir: Path) -> dict[str, bytes]:
+    """summary.json of every run directory whose run ended (completed or diverged)."""
+    found = {}
+    for run_id in run_dirs(sweep_dir):
+        try:
+            payload = (sweep_dir / run_id / "summary.json").read_bytes()
+        except FileNotFoundError:
+            continue
+        if json.loads(payload)["status"] in ("completed", "diverged") and (sweep_dir / run_id / "metrics.csv").is_file():
+            found[run_id] = payload
+    return found
+
+
+def test_resume_after_a_kill(tmp_path):
+    config = slow_config(tmp_path)
+    out = tmp_path / "out"
+    runs_csv = out / "slow" / "runs.csv"
+    command = [sys.executable, "-m", "dlcli", "sweep", str(config), *SLOW_GRID, "--out", str(out)]
+    env = {**os.environ, **WIDE}
+    with open(tmp_path / "first.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while completed_in(runs_csv) < 2:
+                assert process.poll() is None, "the sweep ended before it could be killed"
+                assert time.monotonic() < deadline, "no two runs completed within 60 s"
+                time.sleep(0.02)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    columns, rows = read_csv_rows(runs_csv)  # still a whole file
+    assert columns[:3] == ["run_id", "status", "seed"] and len(rows) == SLOW_POINTS
+    completed_before = [row["run_id"] for row in rows if row["status"] == "completed"]
+    assert 2 <= len(completed_before) < SLOW_POINTS
+    finished = finished_on_disk(out / "slow")
+    assert set(completed_before) <= set(finished)
+    mtimes = {run_id: (out / "slow" / run_id / "summary.json").stat().st_mtime_ns for run_id in finished}
+
+    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Traceback" not in second.stderr
+    assert f"({len(finished)} already done" in text(second.stdout), second.stdout
+    for run_id, payload in finished.items():  # not retrained: the same summary (its 'started'), untouched
+        assert (out / "slow" / run_id / "summary.json").read_bytes() == payload, run_id
+        assert (out / "slow" / run_id / "summary.json").stat().st_mtime_ns == mtimes[run_id], run_id
+
+    reference = tmp_path / "reference"
+    succeeded(invoke("sweep", config, *SLOW_GRID, "--out", reference))
+    resumed_columns, resumed = read_csv_rows(runs_csv)
+    reference_columns, uninterrupted = read_csv_rows(reference / "slow" / "runs.csv")
+    assert resumed_columns == reference_columns
+    assert [row["run_id"] for row in resumed] == [row["run_id"] for row in uninterrupted]
+    assert len(set(row["run_id"] for row in resumed)) == SLOW_POINTS
+    assert [row["run_id"] for row in resumed][: len(rows)] == [row["run_id"] for row in rows]
+    assert without(resumed, "seconds") == without(uninterrupted, "seconds")
+    assert all(row["status"] == "completed" for row in resumed)
+    assert run_dirs(out / "slow") == {row["run_id"] for row in resumed}
