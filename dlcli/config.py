@@ -297,6 +297,10 @@ def _cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
             problems.append(("model.norm", "the linear model has no hidden layers to normalize (use mlp)"))
     elif not experiment.model.hidden:
         problems.append(("model.hidden", f"{experiment.model.name} needs at least one hidden width"))
+    schedule = experiment.optim.schedule
+    if schedule.name == "triangular" and (schedule.max_lr is None or schedule.max_lr <= experiment.optim.lr):
+        problems.append(("optim.schedule.max_lr", f"triangular needs a max_lr above optim.lr "
+                                                  f"({experiment.optim.lr}), got {schedule.max_lr}"))
     if experiment.data.name == "sine" and experiment.data.label_noise > 0:
         problems.append(("data.label_noise", "applies to classification data; sine is regression"))
     return problems

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable, Literal
 
 import numpy as np
@@ -43,6 +42,9 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
     dataset = _cut(dataset, config)
     if config.label_noise > 0:
         dataset = replace(dataset, y_train=flip_labels(dataset.y_train, dataset.num_classes, config.label_noise, rng))
+    if config.sort_by_label:
+        order = np.argsort(dataset.y_train, kind="stable")
+        dataset = replace(dataset, x_train=dataset.x_train[order], y_train=dataset.y_train[order])
     if config.standardize:
         dataset = standardize(dataset, *feature_stats(dataset.x_train))
     return dataset

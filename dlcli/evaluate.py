@@ -18,7 +18,8 @@ from dlcli.data import Dataset, feature_stats, load_dataset, standardize
 from dlcli.errors import UserError
 from dlcli.models import build_model
 from dlcli.results import atomic_write_json
-from dlcli.train import evaluate_outputs, resolve_device
+from dlcli.loop import evaluate_outputs
+from dlcli.train import resolve_device
 
 CALIBRATION_BINS = 15  # equal-width confidence bins for the expected calibration error
 

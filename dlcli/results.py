@@ -97,11 +97,15 @@ class MetricsLog:
         self._append(columns)
 
     def append(self, row: dict[str, Any]) -> None:
-        self._append([_format(row[column]) for column in self.columns])
+        self.append_many([row])
 
-    def _append(self, cells: list[Any]) -> None:
+    def append_many(self, rows: list[dict[str, Any]]) -> None:
+        """Several rows with one write and one flush (steps.csv gets a whole epoch at a time)."""
+        self._append(*[[_format(row[column]) for column in self.columns] for row in rows])
+
+    def _append(self, *rows: list[Any]) -> None:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
         with open(self.path, "a", encoding="utf-8") as file:
             file.write(buffer.getvalue())
             file.flush()

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
@@ -17,12 +17,22 @@ def _reject_bool(value: Any) -> Any:
     return value
 
 
-def _batch_size(value: Any) -> int | str:
+def _batch_size(value: Any) -> int | str | list | "BatchSchedule":
+    """An integer, "full", a list (one per epoch) or a growth schedule {start, factor, every, max}."""
+    if isinstance(value, dict):
+        return BatchSchedule.model_validate(value)
+    if isinstance(value, list) and value:
+        return [_one_batch_size(item) for item in value]
+    return _one_batch_size(value)
+
+
+def _one_batch_size(value: Any) -> int | str:
     if value == "full":
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    raise ValueError(f"must be an integer >= 1 or 'full', got {value!r}")
+    raise ValueError(f"must be an integer >= 1, 'full', a list of them (one per epoch) or "
+                     f"{{start, factor, every, max}}, got {value!r}")
 
 
 def _device(value: Any) -> str:
@@ -33,7 +43,7 @@ def _device(value: Any) -> str:
 
 Number = Annotated[float, BeforeValidator(_reject_bool)]
 Integer = Annotated[int, BeforeValidator(_reject_bool)]
-BatchSize = Annotated[Union[int, str], PlainValidator(_batch_size)]
+BatchSize = Annotated[Any, PlainValidator(_batch_size)]
 Device = Annotated[str, PlainValidator(_device)]
 
 
@@ -108,6 +118,7 @@ class DataConfig(Section):
     n_test: Annotated[Integer, Field(ge=1)] | None = None
     label_noise: Annotated[Number, Field(ge=0, le=1)] = 0.0  # fraction of training labels flipped
     standardize: bool = True  # z-score features with training-set statistics
+    sort_by_label: bool = False  # order the training set by class (why batches are shuffled)
     params: dict[str, Any] = {}  # per-data-set knobs, see DATA_PARAMS
 
 
@@ -119,12 +130,40 @@ class ModelConfig(Section):
     norm: Literal["none", "batch", "layer"] = "none"
 
 
+class BatchSchedule(Section):
+    """Batch size start · factor^⌊(epoch − 1) / every⌋, capped at max: grow the batch, not decay the lr."""
+
+    start: Annotated[Integer, Field(ge=1)]  # batch size in the first epoch
+    factor: Annotated[Number, Field(ge=1)] = 2.0  # growth factor
+    every: Annotated[Integer, Field(ge=1)] = 1  # epochs between growths
+    max: Annotated[Integer, Field(ge=1)] | None = None  # cap (None: up to the whole training set)
+
+
+class Schedule(Section):
+    """The learning rate as a function of the update step (optim.lr is the base rate)."""
+
+    name: Literal["constant", "step", "cosine", "triangular"] = "constant"
+    factor: Annotated[Number, Field(gt=0)] = 0.1  # step: multiply the lr by this ...
+    every: Annotated[Integer, Field(ge=1)] = 10  # step: ... every this many epochs
+    min_lr: Annotated[Number, Field(ge=0)] = 0.0  # cosine: the lr at the last step
+    max_lr: Annotated[Number, Field(gt=0)] | None = None  # triangular: the peak (optim.lr is the base)
+    step_size: Annotated[Integer, Field(ge=1)] = 500  # triangular: updates per half cycle
+    warmup_epochs: Annotated[Integer, Field(ge=0)] = 0  # linear warmup over these epochs, then the above
+
+
+class LrScaling(Section):
+    rule: Literal["none", "linear"] = "none"  # linear: lr × batch_size / base_batch_size (Goyal et al.)
+    base_batch_size: Annotated[Integer, Field(ge=1)] = 256
+
+
 class OptimConfig(Section):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: Annotated[Number, Field(gt=0)] = 0.1
     momentum: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # sgd only
-    batch_size: BatchSize = 32  # samples per update, or "full" for gradient descent
+    batch_size: BatchSize = 32  # samples per update: int, "full", a per-epoch list, or a schedule
     batch_order: Literal["shuffle", "sequential", "stride"] = "shuffle"
+    schedule: Schedule = Schedule()
+    lr_scaling: LrScaling = LrScaling()
 
 
 class RegularizationConfig(Section):
@@ -135,6 +174,7 @@ class RegularizationConfig(Section):
 
 class TrainConfig(Section):
     epochs: Annotated[Integer, Field(ge=0)] = 20  # passes over the training set
+    log_steps: bool = False  # also write steps.csv: one row per update
 
 
 class Experiment(Section):

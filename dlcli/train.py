@@ -6,7 +6,6 @@ device; batches index a permutation; metrics are read back to the host once per 
 from __future__ import annotations
 
 import io
-import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,16 +15,17 @@ import torch
 from torch import Tensor, nn
 
 import dlcli
-from dlcli import losses
+from dlcli import losses, schedules
 from dlcli.config import Experiment, config_hash, flat_config, to_yaml
 from dlcli.data import Dataset, load_dataset
 from dlcli.errors import UserError
+from dlcli.loop import EpochUpdates, measure, to_device, train_epoch
 from dlcli.models import build_model, parameter_count
 from dlcli.optimizers import build_optimizer
 from dlcli.results import MetricsLog, atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir
 
 DEFAULT_OUT = Path("results")
-EVAL_BATCH = 8192  # samples per forward pass when measuring a whole split
+STEP_COLUMNS = ["step", "epoch", "batch_size", "lr", "batch_loss", "seconds"]
 
 
 @dataclass
@@ -109,24 +109,28 @@ def run(
 
 def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) -> RunResult:
     experiment, model = prepared.experiment, prepared.model
-    split = _to_device(prepared.dataset, prepared.device)
+    split = to_device(prepared.dataset, prepared.device)
+    run_plan = schedules.plan(experiment.optim, experiment.train.epochs, len(split["x_train"]))
     optimizer = build_optimizer(model.parameters(), experiment.optim, experiment.regularization.weight_decay)
     generator = torch.Generator().manual_seed(experiment.seed)  # batch order, apart from the init
     log = MetricsLog(run_dir / "metrics.csv")
+    steps_log = MetricsLog(run_dir / "steps.csv", STEP_COLUMNS) if experiment.train.log_steps else None
     started = time.perf_counter()
     rows, snapshot, step, status, message = [], None, 0, "completed", None
+    lr = schedules.lr_at(experiment.optim, run_plan, 0) if run_plan.total_steps else experiment.optim.lr
     try:
         for epoch in range(experiment.train.epochs + 1):  # epoch 0 measures the initial model
-            batch_loss_sum = None
+            updates = None
             if epoch > 0:
-                batch_loss_sum, updates = _train_epoch(model, optimizer, split, experiment, generator)
-                step += updates
-            measured = _measure(model, split, experiment.loss, batch_loss_sum)
+                updates = train_epoch(model, optimizer, split, experiment, generator, run_plan, epoch)
+                if steps_log:
+                    steps_log.append_many(_step_rows(updates, epoch, step, started))
+                step, lr = step + len(updates.lrs), updates.lrs[-1]
+            measured = measure(model, split, experiment.loss, updates.batch_losses.sum() if updates else None)
             if measured is None:
                 status, message = "diverged", _divergence_message(epoch, experiment)
                 break
-            row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], **measured,
-                   "seconds": time.perf_counter() - started}
+            row = {"epoch": epoch, "step": step, "lr": lr, **measured, "seconds": time.perf_counter() - started}
             log.append(row)
             rows.append(row)
             snapshot = {key: value.detach().clone() for key, value in model.state_dict().items()}
@@ -145,27 +149,37 @@ def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) ->
     return RunResult(run_dir, status, summary)
 
 
+def _step_rows(updates: EpochUpdates, epoch: int, first_step: int, started: float) -> list[dict[str, Any]]:
+    """steps.csv rows: one read-back of the epoch's batch losses, then plain numbers."""
+    batch_losses = updates.batch_losses.tolist()
+    return [{"step": first_step + i + 1, "epoch": epoch, "batch_size": size, "lr": lr, "batch_loss": loss,
+             "seconds": moment - started}
+            for i, (size, lr, loss, moment) in enumerate(zip(updates.batch_sizes, updates.lrs, batch_losses,
+                                                              updates.times))]
+
+
 def estimate_seconds(experiment: Experiment, probe_steps: int = 20) -> float:
     """Time a few updates and one evaluation in memory (nothing is written) and extrapolate."""
     prepared = prepare(experiment)
     n = len(prepared.dataset.x_train)
-    size = n if experiment.optim.batch_size == "full" else min(int(experiment.optim.batch_size), n)
-    steps_per_epoch = -(-n // size)
-    probe = min(probe_steps, steps_per_epoch)
+    run_plan = schedules.plan(experiment.optim, max(1, experiment.train.epochs), n)
+    size = run_plan.batch_sizes[0]
+    probe = min(probe_steps, run_plan.steps_per_epoch[0])
     probe_data = replace(prepared.dataset, x_train=prepared.dataset.x_train[: probe * size],
                          y_train=prepared.dataset.y_train[: probe * size])
+    probe_plan = schedules.plan(experiment.optim, 1, probe * size)
     optimizer = build_optimizer(prepared.model.parameters(), experiment.optim, experiment.regularization.weight_decay)
-    probe_split, full_split = _to_device(probe_data, prepared.device), _to_device(prepared.dataset, prepared.device)
+    probe_split, full_split = to_device(probe_data, prepared.device), to_device(prepared.dataset, prepared.device)
     timings = []
     for _ in range(2):  # the first pass warms up allocators and kernels; time the second
         started = time.perf_counter()
-        _train_epoch(prepared.model, optimizer, probe_split, experiment, torch.Generator())
+        train_epoch(prepared.model, optimizer, probe_split, experiment, torch.Generator(), probe_plan, 1)
         middle = time.perf_counter()
-        _measure(prepared.model, full_split, experiment.loss, None)
+        measure(prepared.model, full_split, experiment.loss, None)
         timings.append(((middle - started) / probe, time.perf_counter() - middle))
     per_step, per_evaluation = timings[-1]
     epochs = experiment.train.epochs
-    return epochs * steps_per_epoch * per_step + (epochs + 1) * per_evaluation
+    return run_plan.total_steps * per_step * (epochs > 0) + (epochs + 1) * per_evaluation
 
 
 def _divergence_message(epoch: int, experiment: Experiment) -> str:
@@ -173,73 +187,6 @@ def _divergence_message(epoch: int, experiment: Experiment) -> str:
         return "the loss is not finite at initialization"
     return (f"loss became NaN or infinite in epoch {epoch} (optim.lr = {experiment.optim.lr}); "
             f"kept epochs 0-{epoch - 1}")
-
-
-def _train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experiment: Experiment,
-                 generator: torch.Generator) -> tuple[Tensor, int]:
-    """One pass over the training set; returns the summed batch losses (on the device) and the updates."""
-    loss_fn = losses.LOSSES[experiment.loss]
-    l1, l2 = experiment.regularization.l1, experiment.regularization.l2
-    x, y = split["x_train"], split["y_train"]
-    model.train()
-    loss_sum = torch.zeros((), device=x.device)
-    batches = epoch_batches(len(x), experiment.optim.batch_size, experiment.optim.batch_order, generator)
-    for indices in batches:
-        indices = indices.to(x.device)
-        data_loss = loss_fn(model(x[indices]), y[indices]).mean()
-        objective = data_loss + losses.penalty(model.parameters(), l1, l2) if (l1 or l2) else data_loss
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        optimizer.step()
-        loss_sum += data_loss.detach()
-    return loss_sum, len(batches)
-
-
-def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Generator | None = None) -> list[Tensor]:
-    """The index batches of one epoch: ceil(n / batch_size) of them, every sample once.
-
-    shuffle: a fresh random permutation each epoch; sequential: 0, 1, 2, ...; in both the last batch
-    keeps the remainder. stride: batch k takes samples k, k+s, k+2s, ... with s the number of batches,
-    so each batch spans the whole data set with a fixed step (sizes differ by at most one).
-    """
-    size = n if batch_size == "full" else min(int(batch_size), n)
-    count = -(-n // size)  # batches per epoch
-    if order == "stride":
-        return [torch.arange(start, n, count) for start in range(count)]
-    permutation = torch.randperm(n, generator=generator) if order == "shuffle" else torch.arange(n)
-    return list(permutation.split(size))
-
-
-@torch.inference_mode()
-def evaluate_outputs(model: nn.Module, x: Tensor) -> Tensor:
-    """The model's outputs for a whole split, in large batches, with dropout off."""
-    model.eval()
-    return torch.cat([model(chunk) for chunk in x.split(EVAL_BATCH)])
-
-
-def _measure(model: nn.Module, split: dict[str, Tensor], loss: str,
-             batch_loss_sum: Tensor | None) -> dict[str, float] | None:
-    """Loss and error on both splits; None if any loss (or the epoch's batch losses) is not finite."""
-    measured, sizes = [], []
-    for name in ("train", "test"):
-        outputs = evaluate_outputs(model, split[f"x_{name}"])
-        targets = split[f"y_{name}"]
-        measured += [losses.LOSSES[loss](outputs, targets).sum(), losses.errors(loss, outputs, targets).sum()]
-        sizes += [len(targets)] * 2
-    if batch_loss_sum is not None:
-        measured.append(batch_loss_sum)
-        sizes.append(1)
-    # Sums, not means, on the device: misclassification counts stay exact in float32.
-    values = [total / size for total, size in zip(torch.stack(measured).tolist(), sizes)]  # one read-back
-    if not all(map(math.isfinite, values)):
-        return None
-    return dict(zip(("train_loss", "train_error", "test_loss", "test_error"), values))
-
-
-def _to_device(dataset: Dataset, device: torch.device) -> dict[str, Tensor]:
-    arrays = {"x_train": dataset.x_train, "y_train": dataset.y_train,
-              "x_test": dataset.x_test, "y_test": dataset.y_test}
-    return {key: torch.as_tensor(value).to(device) for key, value in arrays.items()}
 
 
 def _serialize(state_dict: dict[str, Tensor]) -> bytes:

@@ -15,7 +15,8 @@ from dlcli.config import experiment_from_dict, load_experiment
 from dlcli.data import gaussians_bayes_error, load_dataset
 from dlcli.models import build_model
 from dlcli.results import read_metrics, read_summary
-from dlcli.train import epoch_batches, train
+from dlcli.loop import epoch_batches
+from dlcli.train import train
 
 
 def _phi(x: float) -> float:

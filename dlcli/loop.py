@@ -1,0 +1,103 @@
+"""The inner loop: one epoch of updates, and measuring loss and error on whole splits.
+
+Data lives on the device; batches index a permutation; nothing here reads a value back to the host,
+so an epoch runs without synchronising (the caller reads its results once).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dlcli import losses
+from dlcli.data import Dataset
+from dlcli.schedules import Plan, lr_at
+from dlcli.schema import Experiment
+
+EVAL_BATCH = 8192  # samples per forward pass when measuring a whole split
+
+
+@dataclass
+class EpochUpdates:
+    """What one epoch's updates did: batch losses (on the device), their lr, size and end time."""
+
+    batch_losses: Tensor
+    lrs: list[float]
+    batch_sizes: list[int]
+    times: list[float]  # time.perf_counter() after each update
+
+
+def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experiment: Experiment,
+                generator: torch.Generator, run_plan: Plan, epoch: int) -> EpochUpdates:
+    """One pass over the training set with the epoch's batch size and the lr schedule."""
+    loss_fn = losses.LOSSES[experiment.loss]
+    l1, l2 = experiment.regularization.l1, experiment.regularization.l2
+    x, y = split["x_train"], split["y_train"]
+    batches = epoch_batches(len(x), run_plan.batch_sizes[epoch - 1], experiment.optim.batch_order, generator)
+    first_step = run_plan.steps_before(epoch)
+    lrs = [lr_at(experiment.optim, run_plan, first_step + i) for i in range(len(batches))]
+    batch_losses = torch.empty(len(batches), device=x.device)
+    times = []
+    model.train()
+    for i, indices in enumerate(batches):
+        indices = indices.to(x.device)
+        for group in optimizer.param_groups:
+            group["lr"] = lrs[i]
+        data_loss = loss_fn(model(x[indices]), y[indices]).mean()
+        objective = data_loss + losses.penalty(model.parameters(), l1, l2) if (l1 or l2) else data_loss
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        batch_losses[i] = data_loss.detach()
+        times.append(time.perf_counter())
+    return EpochUpdates(batch_losses, lrs, [len(indices) for indices in batches], times)
+
+
+def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Generator | None = None) -> list[Tensor]:
+    """The index batches of one epoch: ceil(n / batch_size) of them, every sample once.
+
+    shuffle: a fresh random permutation each epoch; sequential: 0, 1, 2, ...; in both the last batch
+    keeps the remainder. stride: batch k takes samples k, k+s, k+2s, ... with s the number of batches,
+    so each batch spans the whole data set with a fixed step (sizes differ by at most one).
+    """
+    size = n if batch_size == "full" else min(int(batch_size), n)
+    count = -(-n // size)  # batches per epoch
+    if order == "stride":
+        return [torch.arange(start, n, count) for start in range(count)]
+    permutation = torch.randperm(n, generator=generator) if order == "shuffle" else torch.arange(n)
+    return list(permutation.split(size))
+
+
+@torch.inference_mode()
+def evaluate_outputs(model: nn.Module, x: Tensor) -> Tensor:
+    """The model's outputs for a whole split, in large batches, with dropout off."""
+    model.eval()
+    return torch.cat([model(chunk) for chunk in x.split(EVAL_BATCH)])
+
+
+def measure(model: nn.Module, split: dict[str, Tensor], loss: str,
+             batch_loss_sum: Tensor | None) -> dict[str, float] | None:
+    """Loss and error on both splits; None if any loss (or the epoch's batch losses) is not finite."""
+    measured, sizes = [], []
+    for name in ("train", "test"):
+        outputs = evaluate_outputs(model, split[f"x_{name}"])
+        targets = split[f"y_{name}"]
+        measured += [losses.LOSSES[loss](outputs, targets).sum(), losses.errors(loss, outputs, targets).sum()]
+        sizes += [len(targets)] * 2
+    if batch_loss_sum is not None:
+        measured.append(batch_loss_sum)
+        sizes.append(1)
+    # Sums, not means, on the device: misclassification counts stay exact in float32.
+    values = [total / size for total, size in zip(torch.stack(measured).tolist(), sizes)]  # one read-back
+    if not all(map(math.isfinite, values)):
+        return None
+    return dict(zip(("train_loss", "train_error", "test_loss", "test_error"), values))
+
+
+def to_device(dataset: Dataset, device: torch.device) -> dict[str, Tensor]:
+    arrays = {"x_train": dataset.x_train, "y_train": dataset.y_train,
+              "x_test": dataset.x_test, "y_test": dataset.y_test}
+    return {key: torch.as_tensor(value).to(device) for key, value in arrays.items()}
