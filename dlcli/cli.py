@@ -157,6 +157,48 @@ def sweep(
         raise typer.Exit(EXIT_RUN_FAILED)
 
 
+@app.command("lr-find")
+@user_errors_exit_2
+def lr_find(
+    config: Path = typer.Argument(..., help="The experiment's YAML file.", show_default=False),
+    min_lr: float = typer.Option(1e-6, "--min", min=0, help="The learning rate of the first update."),
+    max_lr: float = typer.Option(10.0, "--max", min=0, help="The learning rate of the last update."),
+    steps: int = typer.Option(200, "--steps", min=2, help="Updates, the lr rising exponentially over them."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
+    out: Path = typer.Option(Path("results"), "--out", help="Writes OUT/<name>/lr_find-<time>/lr_find.csv."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the loss-against-lr figure (PNG).",
+                                        show_default=False),
+) -> None:
+    """The LR range test: raise the lr step by step from the initial weights; suggest a good one.
+
+    Example: dlcli lr-find configs/quickstart.yaml --min 1e-5 --max 10 --plot docs/lr_find.png
+    """
+    import time
+
+    from dlcli.config import load_experiment, to_yaml
+    from dlcli.lr_find import COLUMNS, lr_range_test, summary_of
+    from dlcli.render import print_lr_find
+    from dlcli.results import MetricsLog, atomic_write_json, atomic_write_text, check_output_root
+
+    if not 0 < min_lr < max_lr:
+        raise UserError(f"--min {min_lr} / --max {max_lr}: need 0 < min < max")
+    if plot is not None and not plot.parent.is_dir():
+        raise UserError(f"--plot: folder {plot.parent} does not exist")
+    experiment = load_experiment(config, list(set_ or []))
+    check_output_root(out)
+    result = lr_range_test(experiment, min_lr, max_lr, steps)
+    run_dir = out / experiment.name / f"lr_find-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", to_yaml(experiment))
+    MetricsLog(run_dir / "lr_find.csv", COLUMNS).append_many(result.rows)
+    atomic_write_json(run_dir / "lr_find.json", summary_of(result))
+    if plot is not None:
+        from dlcli.plot import plot_lr_find
+
+        plot_lr_find(result.rows, result.suggested_lr, plot)
+    print_lr_find(result, str(run_dir), plot)
+
+
 @app.command()
 @user_errors_exit_2
 def compare(

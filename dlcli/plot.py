@@ -93,6 +93,23 @@ def plot_curves(curves: pd.DataFrame, labels: dict[str, str], frame: pd.DataFram
     _save(figure, path)
 
 
+def plot_lr_find(rows: list[dict[str, float]], suggested_lr: float | None, path: Path) -> None:
+    """Loss (and its moving average) against a log-scaled lr, the suggestion marked."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    lrs = [row["lr"] for row in rows]
+    axes.plot(lrs, [row["loss"] for row in rows], color="C0", alpha=0.3, label="batch loss")
+    axes.plot(lrs, [row["smoothed_loss"] for row in rows], color="C0", label="smoothed loss")
+    if suggested_lr is not None:
+        axes.axvline(suggested_lr, color="C3", linestyle="--", label=f"suggested lr {suggested_lr:.3g}")
+    axes.set_xscale("log")
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("training loss")
+    axes.set_title("LR range test")
+    axes.legend(fontsize=8)
+    _save(figure, path)
+
+
 def _bayes_line(axes: Any, frame: pd.DataFrame) -> None:
     bayes = pd.to_numeric(frame.get("bayes_error"), errors="coerce").dropna().unique() if "bayes_error" in frame else []
     if len(bayes) == 1 and not math.isnan(bayes[0]):

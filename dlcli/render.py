@@ -297,3 +297,24 @@ def _plain(value: Any) -> str:
     if isinstance(value, float) and value != value:
         return "-"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def print_lr_find(result, run_dir: str, plot) -> None:
+    rows = result.rows
+    table = Table(title="loss against learning rate (every tenth step)", title_justify="left")
+    for column in ("step", "lr", "loss", "smoothed", "accuracy"):
+        table.add_column(column, justify="right")
+    for row in rows[:: max(1, len(rows) // 10)]:
+        table.add_row(str(row["step"]), f"{row['lr']:.3g}", _number(row["loss"]), _number(row["smoothed_loss"]),
+                      _number(row["accuracy"]))
+    console.print(table)
+    if result.stopped_early:
+        console.print(f"stopped after {len(rows)} steps: the loss blew up")
+    if result.suggested_lr is None:
+        console.print(f"[yellow]no suggestion:[/] {result.rule}")
+    else:
+        console.print(f"suggested lr: [bold]{result.suggested_lr:.3g}[/] ({result.rule})")
+        cycle = result.triangular
+        console.print(f"triangular schedule: max_lr {cycle['max_lr']:.3g} (a third of the lr at the lowest loss, "
+                      f"{cycle['lowest_loss_lr']:.3g}), base_lr {cycle['base_lr']:.3g} (max_lr / 4)")
+    console.print(f"wrote {run_dir}/lr_find.csv" + (f" and {plot}" if plot else ""), soft_wrap=True)

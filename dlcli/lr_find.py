@@ -1,0 +1,103 @@
+"""The LR range test (Smith, arXiv 1506.01186): raise the learning rate exponentially, step by step,
+from the config's initial weights, and watch the loss fall and then blow up.
+
+The suggestion is the steepest descent of the smoothed loss against log(lr); for a triangular
+schedule, max_lr is a third of the lr at the lowest smoothed loss and base_lr a quarter of max_lr.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlcli import losses
+from dlcli.loop import epoch_batches, to_device
+from dlcli.optimizers import build_optimizer
+from dlcli.schedules import batch_size_at
+from dlcli.schema import Experiment
+from dlcli.train import prepare
+
+COLUMNS = ["step", "lr", "loss", "smoothed_loss", "accuracy"]
+SMOOTHING = 0.95  # exponential moving average of the batch loss, bias-corrected
+BLOW_UP = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
+
+
+@dataclass
+class LrFindResult:
+    rows: list[dict[str, float]]
+    suggested_lr: float | None
+    rule: str
+    triangular: dict[str, float] = field(default_factory=dict)  # base_lr and max_lr
+    stopped_early: bool = False
+
+
+def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 10.0,
+                  steps: int = 200) -> LrFindResult:
+    """Train from the initial weights while lr = min·(max/min)^(k/(steps−1)); nothing is written."""
+    prepared = prepare(experiment)
+    model, split = prepared.model, to_device(prepared.dataset, prepared.device)
+    x, y = split["x_train"], split["y_train"]
+    optimizer = build_optimizer(model.parameters(), experiment.optim.model_copy(update={"lr": min_lr}),
+                                experiment.regularization.weight_decay)
+    generator = torch.Generator().manual_seed(experiment.seed)
+    loss_fn = losses.LOSSES[experiment.loss]
+    size = batch_size_at(experiment.optim, 1, len(x))
+    batches: list[torch.Tensor] = []
+    rows, average, best = [], 0.0, math.inf
+    model.train()
+    for step in range(steps):
+        if not batches:
+            batches = epoch_batches(len(x), size, experiment.optim.batch_order, generator)
+        indices = batches.pop(0).to(x.device)
+        lr = min_lr * (max_lr / min_lr) ** (step / max(1, steps - 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        outputs = model(x[indices])
+        loss = loss_fn(outputs, y[indices]).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()  # one read-back per step is fine for a few hundred steps
+        if not math.isfinite(value):
+            break
+        average = SMOOTHING * average + (1 - SMOOTHING) * value
+        smoothed = average / (1 - SMOOTHING ** (step + 1))
+        rows.append({"step": step + 1, "lr": lr, "loss": value, "smoothed_loss": smoothed,
+                     "accuracy": _accuracy(experiment.loss, outputs, y[indices])})
+        best = min(best, smoothed)
+        if smoothed > BLOW_UP * best:
+            break
+    return _suggest(rows, stopped_early=len(rows) < steps)
+
+
+def _accuracy(loss: str, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+    if targets.dtype != torch.long:
+        return float("nan")  # regression has no accuracy
+    return (losses.predict_classes(loss, outputs) == targets).float().mean().item()
+
+
+def _suggest(rows: list[dict[str, float]], stopped_early: bool) -> LrFindResult:
+    if len(rows) < 10:
+        return LrFindResult(rows, None, "too few steps before the loss blew up: lower --min", {}, stopped_early)
+    lrs = np.array([row["lr"] for row in rows])
+    smoothed = np.array([row["smoothed_loss"] for row in rows])
+    lowest = int(np.argmin(smoothed))
+    start = len(rows) // 10  # the first steps of the moving average are too noisy to trust
+    slope = np.gradient(smoothed, np.log(lrs))
+    window = slope[start: max(lowest, start + 1)]
+    steepest = start + int(np.argmin(window)) if len(window) else lowest
+    max_cycle = float(lrs[lowest] / 3)
+    return LrFindResult(
+        rows, float(lrs[steepest]),
+        "steepest descent of the smoothed loss against log(lr), before its minimum",
+        {"max_lr": max_cycle, "base_lr": max_cycle / 4, "lowest_loss_lr": float(lrs[lowest])},
+        stopped_early,
+    )
+
+
+def summary_of(result: LrFindResult) -> dict[str, Any]:
+    return {"suggested_lr": result.suggested_lr, "rule": result.rule, **result.triangular,
+            "steps": len(result.rows), "stopped_early": result.stopped_early}
