@@ -153,14 +153,28 @@ def pivot(frame: pd.DataFrame, row_key: str, column_key: str, value: str) -> tup
     return table, failed
 
 
-def read_curves(frame: pd.DataFrame) -> pd.DataFrame:
-    """The per-epoch metrics of every run in the frame, long form, with a `run_id` column."""
+def read_curves(frame: pd.DataFrame, file: str = "metrics.csv") -> pd.DataFrame:
+    """Per-epoch metrics (metrics.csv) or per-update losses (steps.csv) of the runs, long form,
+    with a `run_id` column; runs without the file are left out."""
     parts = []
     for run_id, path in zip(frame["run_id"], frame["path"]):
-        metrics_path = Path(path) / "metrics.csv"
-        if metrics_path.is_file():
-            parts.append(pd.read_csv(metrics_path).assign(run_id=run_id))
+        csv_path = Path(path) / file
+        if csv_path.is_file():
+            parts.append(pd.read_csv(csv_path).assign(run_id=run_id))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def update_noise(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per run: updates, seconds, the last batch losses, and the noise of the per-update loss
+    (standard deviation of the change from one update to the next)."""
+    rows = []
+    for run_id, run in steps.groupby("run_id", sort=False):
+        losses = run["batch_loss"].to_numpy()
+        tail = losses[-max(1, len(losses) // 10):]
+        rows.append({"run_id": run_id, "updates": len(run), "seconds": run["seconds"].iloc[-1],
+                     "final_batch_loss": float(tail.mean()),
+                     "loss_noise": float(pd.Series(losses).diff().std()) if len(losses) > 2 else float("nan")})
+    return pd.DataFrame(rows)
 
 
 def label_of(row: pd.Series, keys: list[str]) -> str:

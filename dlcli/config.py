@@ -161,17 +161,20 @@ def to_yaml(experiment: Experiment) -> str:
     return yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False)
 
 
+VALUE_KEYS = ("optim.batch_size",)  # keys whose value may be a mapping (a schedule) but is one value
+
+
 def flat_config(experiment: Experiment) -> dict[str, Any]:
     """The resolved config as {dotted key: value}, data.params included."""
     return flatten(experiment.model_dump(mode="json"))
 
 
 def flatten(mapping: dict[str, Any]) -> dict[str, Any]:
-    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}; an empty mapping stays a value."""
+    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}; an empty mapping, or a VALUE_KEYS one, stays a value."""
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict) and node:
+        if isinstance(node, dict) and node and prefix.rstrip(".") not in VALUE_KEYS:
             for key, value in node.items():
                 walk(value, f"{prefix}{key}.")
         else:

@@ -93,6 +93,23 @@ def plot_curves(curves: pd.DataFrame, labels: dict[str, str], frame: pd.DataFram
     _save(figure, path)
 
 
+def plot_updates(steps: pd.DataFrame, labels: dict[str, str], x: str, path: Path) -> None:
+    """The training loss of every update against the update count or the wall-clock seconds."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for index, (run_id, label) in enumerate(labels.items()):
+        run = steps[steps["run_id"] == run_id]
+        style = dict(marker="o", markersize=3) if len(run) < 50 else dict(linewidth=0.6)
+        axes.plot(run[x], run["batch_loss"], color=f"C{index % 10}", label=label, alpha=0.8, **style)
+    if x == "step" and steps["step"].max() / max(1, steps["step"].min()) >= 100:
+        axes.set_xscale("log")  # GD makes a few updates where SGD makes thousands
+    axes.set_xlabel("update" if x == "step" else "seconds")
+    axes.set_ylabel("batch loss")
+    axes.set_title(f"training loss of every update, against {'updates' if x == 'step' else 'wall-clock time'}")
+    axes.legend(fontsize=7)
+    _save(figure, path)
+
+
 def plot_lr_find(rows: list[dict[str, float]], suggested_lr: float | None, path: Path) -> None:
     """Loss (and its moving average) against a log-scaled lr, the suggestion marked."""
     plt = _pyplot()

@@ -194,7 +194,7 @@ def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) 
     view = Table()
     for key in keys:
         width = max([len(key)] + [len(_plain(value)) for value in table[key]])
-        view.add_column(key, no_wrap=True, min_width=min(width, 24))
+        view.add_column(key, no_wrap=True, min_width=min(width, 24), max_width=32, overflow="ellipsis")
     for metric in metrics:
         view.add_column(metric, justify="right", no_wrap=True)
     view.add_column("status")
@@ -318,3 +318,16 @@ def print_lr_find(result, run_dir: str, plot) -> None:
         console.print(f"triangular schedule: max_lr {cycle['max_lr']:.3g} (a third of the lr at the lowest loss, "
                       f"{cycle['lowest_loss_lr']:.3g}), base_lr {cycle['base_lr']:.3g} (max_lr / 4)")
     console.print(f"wrote {run_dir}/lr_find.csv" + (f" and {plot}" if plot else ""), soft_wrap=True)
+
+
+def print_update_noise(noise, labels: dict[str, str]) -> None:
+    """Per run: how many updates, how long, where the loss ended, and how noisy each update was."""
+    table = Table(title="per-update training loss", title_justify="left")
+    for column in ("run", "updates", "seconds", "final batch loss", "loss noise (std of change per update)"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    indexed = noise.set_index("run_id")
+    for run_id, label in labels.items():
+        row = indexed.loc[run_id]
+        table.add_row(label, str(int(row["updates"])), f"{row['seconds']:.2f}", _number(row["final_batch_loss"]),
+                      _number(row["loss_noise"]))
+    console.print(table)

@@ -1,0 +1,41 @@
+"""What every command shares: the Typer app, exit statuses, and turning user errors into exit 2."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import typer
+
+from dlcli.errors import UserError
+
+app = typer.Typer(
+    name="dlcli",
+    help="Train and evaluate small PyTorch models from YAML, train and test error side by side: how do we know a model is good?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 1  # diverged
+EXIT_INTERRUPTED = 130  # as a shell reports Ctrl-C
+
+
+def user_errors_exit_2(command: Callable) -> Callable:
+    """Turn a `UserError` into one line per problem on stderr and exit status 2, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            from dlcli.render import print_problems
+
+            print_problems(error.problems)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+
+    return wrapper
+
+
+SET_HELP = "Override a config key, KEY=VALUE with a YAML value (repeatable): --set optim.lr=0.05"

@@ -1,0 +1,150 @@
+"""The compare command: tables, replicate groups, heatmaps, curves and figures from run folders."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from dlcli.cli_common import app, user_errors_exit_2
+from dlcli.errors import UserError
+
+
+@app.command()
+@user_errors_exit_2
+def compare(
+    paths: List[Path] = typer.Argument(..., help="Runs, sweep directories or results roots.", show_default=False),
+    sort: str = typer.Option("test_error", "--sort", help="Sort column; -COLUMN for descending."),
+    where: Optional[List[str]] = typer.Option(None, "--where", help="Keep runs where COLUMN OP VALUE holds, "
+                                              "e.g. optim.lr>=0.1 or status==completed (repeatable).",
+                                              show_default=False),
+    columns: Optional[str] = typer.Option(None, "--columns", help="Metric columns to show, comma-separated.",
+                                          show_default=False),
+    by: Optional[str] = typer.Option(None, "--by", help="Group runs by these keys (mean ± std over the rest).",
+                                     show_default=False),
+    pivot: Optional[str] = typer.Option(None, "--pivot", help="ROW_KEY,COLUMN_KEY: a heatmap of --value.",
+                                        show_default=False),
+    value: str = typer.Option("test_error", "--value", help="The column a pivot shows."),
+    curves: bool = typer.Option(False, "--curves", help="Train and test error per epoch of the selected runs, or "
+                                "with --x step|seconds the loss of every update (from steps.csv)."),
+    x: str = typer.Option("epoch", "--x", help="With --curves: epoch | step | seconds."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | markdown | json"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a matplotlib figure (PNG).",
+                                        show_default=False),
+) -> None:
+    """Compare runs: train vs test error side by side, seed replicates as mean ± std, heatmaps, curves.
+
+    Example: dlcli compare results/batch_lr_grid --pivot optim.batch_size,optim.lr --plot docs/grid.png
+    """
+    from dlcli import compare as runs
+
+    if fmt not in ("table", "csv", "markdown", "json"):
+        raise UserError(f"--format: unknown format {fmt!r} (allowed: table, csv, markdown, json)")
+    if plot is not None and not plot.parent.is_dir():
+        raise UserError(f"--plot: folder {plot.parent} does not exist")
+    if x not in ("epoch", "step", "seconds"):
+        raise UserError(f"--x: unknown axis {x!r} (allowed: epoch, step, seconds)")
+    frame = runs.where(runs.load_runs(paths), list(where or []))
+    if frame.empty:
+        raise UserError("--where: no run matches")
+    if pivot is not None:
+        _compare_pivot(frame, pivot, value, fmt, plot)
+    elif curves and x != "epoch":
+        _compare_updates(frame, x, fmt, plot)
+    elif curves:
+        _compare_curves(frame, fmt, plot)
+    else:
+        _compare_table(frame, sort, _split(columns), _split(by), fmt, plot)
+
+
+def _compare_table(frame, sort: str, columns: list[str] | None, by: list[str] | None, fmt: str, plot) -> None:
+    from dlcli import compare as runs
+    from dlcli.render import console, format_table, print_comparison, print_constant_keys
+
+    table, keys, grouped = runs.comparison(frame, by, columns, sort)
+    if fmt != "table":
+        console.print(format_table(table, fmt), end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        print_constant_keys(runs.varying_keys(frame)[1], len(frame))
+        print_comparison(table, keys, grouped, columns or runs.METRICS)
+    if plot is not None:
+        from dlcli.plot import plot_against_key
+
+        swept = [key for key in (by or runs.varying_keys(frame)[0]) if key != "seed"]
+        numeric = [key for key in swept if frame[key].map(lambda v: isinstance(v, (int, float))).any()]
+        if not numeric:
+            raise UserError("--plot: no swept numeric key to plot against (try --curves or --pivot)")
+        plot_against_key(frame, numeric[0], [key for key in swept if key != numeric[0]], plot)
+        console.print(f"wrote {plot}", soft_wrap=True)
+
+
+def _compare_pivot(frame, pivot: str, value: str, fmt: str, plot) -> None:
+    from dlcli import compare as runs
+    from dlcli.render import console, format_table, print_pivot
+
+    keys = _split(pivot) or []
+    if len(keys) != 2:
+        raise UserError(f"--pivot {pivot}: expected ROW_KEY,COLUMN_KEY, e.g. optim.batch_size,optim.lr")
+    table, failed = runs.pivot(frame, keys[0], keys[1], value)
+    if fmt != "table":
+        flat = table.astype(object).where(~failed, "diverged").reset_index()
+        flat.columns = [str(column) for column in flat.columns]
+        console.print(format_table(flat, fmt), end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        print_pivot(table, failed, value)
+    if plot is not None:
+        from dlcli.plot import plot_heatmap
+
+        plot_heatmap(table, failed, value, plot)
+        console.print(f"wrote {plot}", soft_wrap=True)
+
+
+def _labels(frame) -> dict[str, str]:
+    """Each run's label from the keys that differ between runs, in the keys' natural order."""
+    from dlcli import compare as runs
+
+    varying = runs.varying_keys(frame)[0]
+    ordered = sorted((row for _, row in frame.iterrows()), key=lambda row: [runs.sort_key(row[k]) for k in varying])
+    return {row["run_id"]: runs.label_of(row, varying) for row in ordered}
+
+
+def _compare_updates(frame, x: str, fmt: str, plot) -> None:
+    from dlcli import compare as runs
+    from dlcli.render import console, format_table, print_update_noise
+
+    steps = runs.read_curves(frame, "steps.csv")
+    if steps.empty:
+        raise UserError(f"--x {x}: the selected runs have no steps.csv (train them with train.log_steps: true)")
+    labels = {run_id: label for run_id, label in _labels(frame).items() if run_id in set(steps["run_id"])}
+    if fmt != "table":
+        console.print(format_table(steps, fmt), end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        print_update_noise(runs.update_noise(steps), labels)
+    if plot is not None:
+        from dlcli.plot import plot_updates
+
+        plot_updates(steps, labels, x, plot)
+        console.print(f"wrote {plot}", soft_wrap=True)
+
+
+def _compare_curves(frame, fmt: str, plot) -> None:
+    from dlcli import compare as runs
+    from dlcli.render import console, format_table, print_curves
+
+    curves = runs.read_curves(frame)
+    if curves.empty:
+        raise UserError("--curves: the selected runs have no metrics.csv")
+    labels = _labels(frame)
+    if fmt != "table":
+        console.print(format_table(curves, fmt), end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        print_curves(curves, labels)
+    if plot is not None:
+        from dlcli.plot import plot_curves
+
+        plot_curves(curves, labels, frame, plot)
+        console.print(f"wrote {plot}", soft_wrap=True)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
