@@ -189,7 +189,10 @@ def _config_from_yaml(run_dir: Path) -> dict[str, Any]:
 
 
 def _hashable(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, (list, dict)) else value
+    """Lists and mappings as compact YAML text (`[64, 64]`, `{start: 32, factor: 2.0}`): one cell each."""
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
+    return value
 
 
 def _key(value: Any) -> Any:
