@@ -288,16 +288,36 @@ def _validate_params(raw: dict[str, Any], base_dir: Path) -> tuple[dict[str, Any
     return validated, problems
 
 
+def _least_squares_problems(experiment: Experiment) -> list[tuple[str, str]]:
+    """lstsq solves for a linear read-out in one step: it needs a model whose only trainable part is it."""
+    if experiment.optim.name != "lstsq":
+        return []
+    problems = []
+    if experiment.loss != "mse":
+        problems.append(("loss", f"optim.name lstsq minimizes squared error: use mse, not {experiment.loss}"))
+    if experiment.model.name not in ("linear", "random_features"):
+        problems.append(("model.name", f"optim.name lstsq fits a linear read-out: use linear or random_features, "
+                                       f"not {experiment.model.name}"))
+    if experiment.train.epochs != 1:
+        problems.append(("train.epochs", f"optim.name lstsq solves in one step: set 1, not {experiment.train.epochs}"))
+    for key in ("l1", "weight_decay"):
+        if getattr(experiment.regularization, key) > 0:
+            problems.append((f"regularization.{key}", "not available with lstsq (l2 gives ridge regression)"))
+    return problems
+
+
 def _cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
     """Problems that involve more than one key but no data."""
     problems = []
     if experiment.optim.momentum > 0 and experiment.optim.name != "sgd":
         problems.append(("optim.momentum", f"applies to sgd only, not {experiment.optim.name}"))
-    if experiment.model.name == "linear":
+    problems += _least_squares_problems(experiment)
+    if experiment.model.name in ("linear", "random_features"):
         if experiment.model.dropout > 0:
-            problems.append(("model.dropout", "the linear model has no hidden units to drop (use mlp)"))
+            problems.append(("model.dropout", f"{experiment.model.name} has no trainable hidden units to drop "
+                                              "(use mlp)"))
         if experiment.model.norm != "none":
-            problems.append(("model.norm", "the linear model has no hidden layers to normalize (use mlp)"))
+            problems.append(("model.norm", f"{experiment.model.name} has no hidden layers to normalize (use mlp)"))
     elif not experiment.model.hidden:
         problems.append(("model.hidden", f"{experiment.model.name} needs at least one hidden width"))
     schedule = experiment.optim.schedule

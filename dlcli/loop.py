@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from dlcli import losses
 from dlcli.data import Dataset
+from dlcli.optimizers import LeastSquares
 from dlcli.schedules import Plan, lr_at
 from dlcli.schema import Experiment
 
@@ -36,6 +37,8 @@ def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experimen
     loss_fn = losses.LOSSES[experiment.loss]
     l1, l2 = experiment.regularization.l1, experiment.regularization.l2
     x, y = split["x_train"], split["y_train"]
+    if isinstance(optimizer, LeastSquares):
+        return _least_squares_epoch(model, optimizer, x, y, experiment)
     batches = epoch_batches(len(x), run_plan.batch_sizes[epoch - 1], experiment.optim.batch_order, generator)
     first_step = run_plan.steps_before(epoch)
     lrs = [lr_at(experiment.optim, run_plan, first_step + i) for i in range(len(batches))]
@@ -54,6 +57,16 @@ def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experimen
         batch_losses[i] = data_loss.detach()
         times.append(time.perf_counter())
     return EpochUpdates(batch_losses, lrs, [len(indices) for indices in batches], times)
+
+
+def _least_squares_epoch(model: nn.Module, optimizer: LeastSquares, x: Tensor, y: Tensor,
+                         experiment: Experiment) -> EpochUpdates:
+    """The whole fit as one update: the exact solution for the read-out."""
+    targets = losses.one_hot_or_column(y, model(x[:1]).shape[-1])
+    optimizer.fit(model, x, targets, experiment.regularization.l2)
+    with torch.no_grad():
+        loss = losses.LOSSES[experiment.loss](model(x), y).mean().reshape(1)
+    return EpochUpdates(loss, [optimizer.param_groups[0]["lr"]], [len(x)], [time.perf_counter()])
 
 
 def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Generator | None = None) -> list[Tensor]:

@@ -51,9 +51,15 @@ def bce_loss(outputs: Tensor, targets: Tensor) -> Tensor:
 def mse_loss(outputs: Tensor, targets: Tensor) -> Tensor:
     """Squared Euclidean distance to the target: a number (regression) or a one-hot vector (classes)."""
     if targets.dtype == torch.long:
-        targets = F.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
-        return ((outputs - targets) ** 2).sum(-1)
+        return ((outputs - one_hot_or_column(targets, outputs.shape[-1]).to(outputs.dtype)) ** 2).sum(-1)
     return (outputs.squeeze(-1) - targets) ** 2
+
+
+def one_hot_or_column(targets: Tensor, width: int) -> Tensor:
+    """What mse regresses: one-hot vectors for class labels, a column for numbers."""
+    if targets.dtype == torch.long:
+        return F.one_hot(targets, width).float()
+    return targets.reshape(-1, 1).float()
 
 
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import torch
 from torch import nn
 
 from dlcli.schema import ModelConfig
@@ -58,6 +59,24 @@ def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -
     return nn.Sequential(*layers)
 
 
+class RandomReLUFeatures(nn.Module):
+    """φ(x) = max(0, W x) with W ~ N(0, 1/d) drawn once and never trained (a buffer, not a parameter)."""
+
+    def __init__(self, inputs: int, features: int):
+        super().__init__()
+        self.register_buffer("weight", torch.randn(features, inputs) / math.sqrt(inputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.weight.T)
+
+
+def build_random_features(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -> nn.Module:
+    """Belkin et al.'s random-features model: fixed random ReLU features, a trainable linear head."""
+    inputs = math.prod(input_shape)
+    return nn.Sequential(nn.Flatten(), RandomReLUFeatures(inputs, config.features),
+                         nn.Linear(config.features, outputs))
+
+
 def _norm(kind: str, width: int, dims: int) -> list[nn.Module]:
     if kind == "batch":
         return [(nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d)[dims](width)]
@@ -71,6 +90,7 @@ MODELS: dict[str, Callable[[ModelConfig, tuple[int, ...], int], nn.Module]] = {
     "linear": build_linear,
     "mlp": build_mlp,
     "cnn": build_cnn,
+    "random_features": build_random_features,
 }
 
 

@@ -123,8 +123,9 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    name: Literal["linear", "mlp", "cnn"] = "mlp"
+    name: Literal["linear", "mlp", "cnn", "random_features"] = "mlp"
     hidden: list[Annotated[Integer, Field(ge=1)]] = [100, 100]  # widths (mlp) or channels (cnn)
+    features: Annotated[Integer, Field(ge=1)] = 100  # random_features: fixed random ReLU features
     activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
     dropout: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # probability of dropping a unit
     norm: Literal["none", "batch", "layer"] = "none"
@@ -157,7 +158,7 @@ class LrScaling(Section):
 
 
 class OptimConfig(Section):
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    name: Literal["sgd", "adam", "adamw", "lstsq"] = "sgd"  # lstsq: exact minimum-norm least squares
     lr: Annotated[Number, Field(gt=0)] = 0.1
     momentum: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # sgd only
     batch_size: BatchSize = 32  # samples per update: int, "full", a per-epoch list, or a schedule
