@@ -53,7 +53,7 @@ def train(
 @user_errors_exit_2
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `dlcli train`.", show_default=False),
-    split: str = typer.Option("test", "--split", help="test | train"),
+    split: str = typer.Option("test", "--split", help="test | train | val"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Evaluate on other data: data.KEY=VALUE (repeatable).",
                                              show_default=False),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),

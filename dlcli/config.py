@@ -324,6 +324,9 @@ def _cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
     if schedule.name == "triangular" and (schedule.max_lr is None or schedule.max_lr <= experiment.optim.lr):
         problems.append(("optim.schedule.max_lr", f"triangular needs a max_lr above optim.lr "
                                                   f"({experiment.optim.lr}), got {schedule.max_lr}"))
+    if experiment.regularization.early_stopping.patience is not None and experiment.train.val_fraction == 0:
+        problems.append(("regularization.early_stopping.patience",
+                         "early stopping watches a validation set: set train.val_fraction > 0"))
     if experiment.data.name == "sine" and experiment.data.label_noise > 0:
         problems.append(("data.label_noise", "applies to classification data; sine is regression"))
     return problems

@@ -29,6 +29,8 @@ class Dataset:
     kind: Kind  # how a cnn reads the input: 1-D sequence, 2-D image, or neither
     bayes_error: float | None = None  # the lowest error any model can reach, where known
     class_names: tuple[str, ...] | None = None
+    x_val: np.ndarray | None = None  # held out of the training set (train.val_fraction)
+    y_val: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -48,6 +50,21 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
     if config.standardize:
         dataset = standardize(dataset, *feature_stats(dataset.x_train))
     return dataset
+
+
+def hold_out(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """Move a seeded random round(fraction·n) of the training samples into a validation set;
+    the rest keep their order."""
+    if fraction <= 0:
+        return dataset
+    n = len(dataset.x_train)
+    chosen = np.random.default_rng([seed, 1]).permutation(n)[: max(1, round(fraction * n))]
+    validation = np.zeros(n, dtype=bool)
+    validation[chosen] = True
+    if validation.all():
+        raise UserError(f"train.val_fraction: {fraction} leaves no training samples out of {n}")
+    return replace(dataset, x_train=dataset.x_train[~validation], y_train=dataset.y_train[~validation],
+                   x_val=dataset.x_train[validation], y_val=dataset.y_train[validation])
 
 
 def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

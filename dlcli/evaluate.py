@@ -14,7 +14,7 @@ from torch import Tensor
 
 from dlcli import losses
 from dlcli.config import experiment_from_dict, read_yaml_mapping
-from dlcli.data import Dataset, feature_stats, load_dataset, standardize
+from dlcli.data import Dataset, feature_stats, hold_out, load_dataset, standardize
 from dlcli.errors import UserError
 from dlcli.models import build_model
 from dlcli.results import atomic_write_json
@@ -31,8 +31,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", overrides: list[str] 
     for required in ("config.yaml", "model.pt"):
         if not (run_dir / required).is_file():
             raise UserError(f"{run_dir}: not a finished run directory (no {required})")
-    if split not in ("test", "train"):
-        raise UserError(f"--split: unknown split {split!r} (allowed: test, train)")
+    if split not in ("test", "train", "val"):
+        raise UserError(f"--split: unknown split {split!r} (allowed: test, train, val)")
     bad = [item for item in overrides if not item.startswith("data.")]
     if bad:
         raise UserError([f"--set {item}: evaluate changes data.* keys only" for item in bad])
@@ -43,6 +43,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", overrides: list[str] 
     dataset = _evaluation_data(trained, target)
     model = _load_model(run_dir, trained, dataset, resolve_device(device))
 
+    if getattr(dataset, f"x_{split}") is None:
+        raise UserError("--split val: this run held out no validation set (train.val_fraction is 0)")
     x = torch.as_tensor(getattr(dataset, f"x_{split}")).to(next(model.parameters()).device)
     y = torch.as_tensor(getattr(dataset, f"y_{split}")).to(x.device)
     outputs = evaluate_outputs(model, x)
@@ -68,7 +70,7 @@ def _evaluation_data(trained, target) -> Dataset:
     dataset = raw_data(target) if target != trained else original
     if trained.data.standardize:
         dataset = standardize(dataset, *feature_stats(original.x_train))
-    return dataset
+    return hold_out(dataset, trained.train.val_fraction, trained.seed)  # the training split as trained on
 
 
 def _load_model(run_dir: Path, experiment, dataset: Dataset, device: torch.device):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +17,7 @@ from dlcli import losses
 from dlcli.data import Dataset
 from dlcli.optimizers import LeastSquares
 from dlcli.schedules import Plan, lr_at
-from dlcli.schema import Experiment
+from dlcli.schema import Augment, Experiment
 
 EVAL_BATCH = 8192  # samples per forward pass when measuring a whole split
 
@@ -32,7 +33,8 @@ class EpochUpdates:
 
 
 def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experiment: Experiment,
-                generator: torch.Generator, run_plan: Plan, epoch: int) -> EpochUpdates:
+                generator: torch.Generator, run_plan: Plan, epoch: int,
+                augment: Callable[[Tensor], Tensor] | None = None) -> EpochUpdates:
     """One pass over the training set with the epoch's batch size and the lr schedule."""
     loss_fn = losses.LOSSES[experiment.loss]
     l1, l2 = experiment.regularization.l1, experiment.regularization.l2
@@ -49,7 +51,8 @@ def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experimen
         indices = indices.to(x.device)
         for group in optimizer.param_groups:
             group["lr"] = lrs[i]
-        data_loss = loss_fn(model(x[indices]), y[indices]).mean()
+        inputs = x[indices] if augment is None else augment(x[indices])
+        data_loss = loss_fn(model(inputs), y[indices]).mean()
         objective = data_loss + losses.penalty(model.parameters(), l1, l2) if (l1 or l2) else data_loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
@@ -57,6 +60,42 @@ def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experimen
         batch_losses[i] = data_loss.detach()
         times.append(time.perf_counter())
     return EpochUpdates(batch_losses, lrs, [len(indices) for indices in batches], times)
+
+
+def make_augment(config: Augment, kind: str, device: torch.device, seed: int) -> Callable[[Tensor], Tensor] | None:
+    """The augmentation of training batches: Gaussian input noise and random shifts, or None."""
+    if config.noise_std == 0 and config.shift == 0:
+        return None
+    generator = torch.Generator(device=device).manual_seed(seed + 1)  # its own stream: same init, same order
+    dims = (-2, -1) if kind == "image" else (-1,)
+
+    def augment(batch: Tensor) -> Tensor:
+        if config.shift > 0:
+            for dim in dims:
+                batch = _shift(batch, dim, config.shift, config.shift_mode, generator)
+        if config.noise_std > 0:
+            noise = torch.randn(batch.shape, generator=generator, device=batch.device, dtype=batch.dtype)
+            batch = batch + config.noise_std * noise
+        return batch
+
+    return augment
+
+
+def _shift(batch: Tensor, dim: int, most: int, mode: str, generator: torch.Generator) -> Tensor:
+    """Shift every sample along `dim` by its own random offset in [−most, most]."""
+    length = batch.shape[dim]
+    offsets = torch.randint(-most, most + 1, (len(batch),), generator=generator, device=batch.device)
+    positions = torch.arange(length, device=batch.device)
+    source = positions.view(1, -1) - offsets.view(-1, 1)  # out[i, j] = in[i, j − offset_i]
+    valid = (source >= 0) & (source < length)
+    source = source % length
+    shape = [len(batch)] + [1] * (batch.dim() - 1)
+    shape[dim] = length
+    index = source.view(shape).expand_as(batch)
+    shifted = batch.gather(dim, index)
+    if mode == "pad":
+        shifted = shifted * valid.view(shape).to(batch.dtype)
+    return shifted
 
 
 def _least_squares_epoch(model: nn.Module, optimizer: LeastSquares, x: Tensor, y: Tensor,
@@ -93,13 +132,20 @@ def evaluate_outputs(model: nn.Module, x: Tensor) -> Tensor:
 
 def measure(model: nn.Module, split: dict[str, Tensor], loss: str,
              batch_loss_sum: Tensor | None) -> dict[str, float] | None:
-    """Loss and error on both splits; None if any loss (or the epoch's batch losses) is not finite."""
-    measured, sizes = [], []
-    for name in ("train", "test"):
+    """Loss and error on every split, and the weight norm; None if any loss (or the epoch's batch
+    losses) is not finite."""
+    names = [name for name in ("train", "test", "val") if f"x_{name}" in split]
+    measured, sizes, keys = [], [], []
+    for name in names:
         outputs = evaluate_outputs(model, split[f"x_{name}"])
         targets = split[f"y_{name}"]
         measured += [losses.LOSSES[loss](outputs, targets).sum(), losses.errors(loss, outputs, targets).sum()]
         sizes += [len(targets)] * 2
+        keys += [f"{name}_loss", f"{name}_error"]
+    with torch.no_grad():
+        measured.append(torch.sqrt(sum((p.float() ** 2).sum() for p in model.parameters())))
+    sizes.append(1)
+    keys.append("weight_norm")
     if batch_loss_sum is not None:
         measured.append(batch_loss_sum)
         sizes.append(1)
@@ -107,10 +153,12 @@ def measure(model: nn.Module, split: dict[str, Tensor], loss: str,
     values = [total / size for total, size in zip(torch.stack(measured).tolist(), sizes)]  # one read-back
     if not all(map(math.isfinite, values)):
         return None
-    return dict(zip(("train_loss", "train_error", "test_loss", "test_error"), values))
+    return dict(zip(keys, values))
 
 
 def to_device(dataset: Dataset, device: torch.device) -> dict[str, Tensor]:
     arrays = {"x_train": dataset.x_train, "y_train": dataset.y_train,
               "x_test": dataset.x_test, "y_test": dataset.y_test}
+    if dataset.x_val is not None:
+        arrays |= {"x_val": dataset.x_val, "y_val": dataset.y_val}
     return {key: torch.as_tensor(value).to(device) for key, value in arrays.items()}

@@ -138,9 +138,10 @@ def sweep_progress(total: int) -> Iterator[SweepProgress]:
 
 
 def _run_line(row: dict[str, Any]) -> str:
-    mark = {"completed": "[green]✓[/]", "diverged": "[red]✗ diverged[/]"}.get(row["status"], f"[red]✗ {row['status']}[/]")
+    mark = {"completed": "[green]✓[/]", "early_stopped": "[green]✓ early stopped[/]",
+            "diverged": "[red]✗ diverged[/]"}.get(row["status"], f"[red]✗ {row['status']}[/]")
     keys = "  ".join([f"{key}={value}" for key, value in row.items() if "." in key] + [f"seed={row['seed']}"])
-    if row["status"] in ("completed", "diverged") and row.get("test_error") is not None:
+    if row["status"] in ("completed", "early_stopped", "diverged") and row.get("test_error") is not None:
         result = f"test error {row['test_error']:.4f}  ({row['seconds']:.1f} s)"
     else:
         result = row.get("message") or ""
@@ -208,7 +209,7 @@ def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) 
             cells.append(_mean_std(row[metric], row.get(f"{metric}_std")) if grouped else _number(row[metric]))
         cells.append(str(row["status"]))
         cells.append(str(row["n"]) if grouped else str(row["run_id"]))
-        completed = row["status"] == "completed"
+        completed = row["status"] in ("completed", "early_stopped")
         style = "bold green" if position == 0 and completed else ("red" if not completed else None)
         view.add_row(*cells, style=style)
     console.print(view)

@@ -29,7 +29,7 @@ from dlcli.errors import UserError
 from dlcli.results import atomic_write_text
 from dlcli.sweep import Sweep, point_problems
 
-FINISHED = ("completed", "diverged")  # outcomes of the experiment itself: never rerun
+FINISHED = ("completed", "early_stopped", "diverged")  # outcomes of the experiment itself: never rerun
 FAILED = ("failed", "interrupted", "running")  # the run broke or never ended: rerun on resume
 RESULT_COLUMNS = ["train_loss", "train_error", "test_loss", "test_error", "gap", "best_test_error",
                   "best_epoch", "epochs_run", "seconds", "message"]

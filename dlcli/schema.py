@@ -112,6 +112,14 @@ DataName = Literal["gaussians", "sine", "moons", "digits", "breast_cancer", "mni
 # ---- the experiment ------------------------------------------------------------------------------
 
 
+class Augment(Section):
+    """Random changes to each training batch (never to validation or test data)."""
+
+    noise_std: Annotated[Number, Field(ge=0)] = 0.0  # Gaussian noise added to the (standardized) inputs
+    shift: Annotated[Integer, Field(ge=0)] = 0  # shift each signal or image by up to ±shift positions
+    shift_mode: Literal["circular", "pad"] = "circular"  # wrap around, or fill with zeros
+
+
 class DataConfig(Section):
     name: DataName = "mnist1d"
     n_train: Annotated[Integer, Field(ge=1)] | None = None  # first n training samples (None = all)
@@ -120,6 +128,7 @@ class DataConfig(Section):
     standardize: bool = True  # z-score features with training-set statistics
     sort_by_label: bool = False  # order the training set by class (why batches are shuffled)
     params: dict[str, Any] = {}  # per-data-set knobs, see DATA_PARAMS
+    augment: Augment = Augment()
 
 
 class ModelConfig(Section):
@@ -167,15 +176,23 @@ class OptimConfig(Section):
     lr_scaling: LrScaling = LrScaling()
 
 
+class EarlyStopping(Section):
+    patience: Annotated[Integer, Field(ge=1)] | None = None  # epochs without improvement; None: off
+    metric: Literal["val_loss", "val_error"] = "val_loss"  # measured on train.val_fraction
+    restore_best: bool = True  # end with the weights of the best epoch
+
+
 class RegularizationConfig(Section):
     l2: Annotated[Number, Field(ge=0)] = 0.0  # λ in + (λ/2)·||W||² added to the loss
     l1: Annotated[Number, Field(ge=0)] = 0.0  # λ in + λ·||W||₁ added to the loss
     weight_decay: Annotated[Number, Field(ge=0)] = 0.0  # decoupled: w ← w − lr·decay·w each step
+    early_stopping: EarlyStopping = EarlyStopping()
 
 
 class TrainConfig(Section):
     epochs: Annotated[Integer, Field(ge=0)] = 20  # passes over the training set
     log_steps: bool = False  # also write steps.csv: one row per update
+    val_fraction: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # held out of the training set for validation
 
 
 class Experiment(Section):

@@ -17,9 +17,10 @@ from torch import Tensor, nn
 import dlcli
 from dlcli import losses, schedules
 from dlcli.config import Experiment, config_hash, flat_config, to_yaml
-from dlcli.data import Dataset, load_dataset
+from dlcli.data import Dataset, hold_out, load_dataset
+from dlcli.early_stopping import EarlyStopper
 from dlcli.errors import UserError
-from dlcli.loop import EpochUpdates, measure, to_device, train_epoch
+from dlcli.loop import EpochUpdates, make_augment, measure, to_device, train_epoch
 from dlcli.models import build_model, parameter_count
 from dlcli.optimizers import build_optimizer
 from dlcli.results import MetricsLog, atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir
@@ -64,8 +65,10 @@ def resolve_device(spec: str) -> torch.device:
 def prepare(experiment: Experiment) -> Prepared:
     """Load the data and build the model, raising `UserError` for anything that does not fit."""
     device = resolve_device(experiment.device)
-    dataset = load_dataset(experiment.data, experiment.seed)
+    dataset = hold_out(load_dataset(experiment.data, experiment.seed), experiment.train.val_fraction, experiment.seed)
     problems = losses.loss_problems(experiment.loss, dataset.task, dataset.num_classes, experiment.data.name)
+    if experiment.data.augment.shift > 0 and dataset.kind == "tabular":
+        problems.append(f"data.augment.shift: shifts signals and images; {experiment.data.name} is a table")
     if dataset.task == "regression" and experiment.data.label_noise > 0:
         problems.append(f"data.label_noise: {experiment.data.name} is a regression data set; it has no labels to flip")
     if problems:
@@ -113,8 +116,10 @@ def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) ->
     run_plan = schedules.plan(experiment.optim, experiment.train.epochs, len(split["x_train"]))
     optimizer = build_optimizer(model.parameters(), experiment.optim, experiment.regularization.weight_decay)
     generator = torch.Generator().manual_seed(experiment.seed)  # batch order, apart from the init
-    log = MetricsLog(run_dir / "metrics.csv")
+    augment = make_augment(experiment.data.augment, prepared.dataset.kind, prepared.device, experiment.seed)
+    log = MetricsLog(run_dir / "metrics.csv", metric_columns("x_val" in split))
     steps_log = MetricsLog(run_dir / "steps.csv", STEP_COLUMNS) if experiment.train.log_steps else None
+    stopper = EarlyStopper(experiment.regularization.early_stopping)
     started = time.perf_counter()
     rows, snapshot, step, status, message = [], None, 0, "completed", None
     lr = schedules.lr_at(experiment.optim, run_plan, 0) if run_plan.total_steps else experiment.optim.lr
@@ -122,7 +127,7 @@ def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) ->
         for epoch in range(experiment.train.epochs + 1):  # epoch 0 measures the initial model
             updates = None
             if epoch > 0:
-                updates = train_epoch(model, optimizer, split, experiment, generator, run_plan, epoch)
+                updates = train_epoch(model, optimizer, split, experiment, generator, run_plan, epoch, augment)
                 if steps_log:
                     steps_log.append_many(_step_rows(updates, epoch, step, started))
                 step, lr = step + len(updates.lrs), updates.lrs[-1]
@@ -135,6 +140,9 @@ def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) ->
             rows.append(row)
             snapshot = {key: value.detach().clone() for key, value in model.state_dict().items()}
             on_epoch(row)
+            if stopper.should_stop(row, snapshot):
+                status, message = "early_stopped", stopper.message(epoch)
+                break
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted after {max(len(rows) - 1, 0)} completed epochs"
     except Exception as error:  # a bug or a resource failure: record it, keep the epochs, then raise
@@ -142,11 +150,29 @@ def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) ->
                                 time.perf_counter() - started)
         atomic_write_json(run_dir / "summary.json", failed)
         raise
+    restored = stopper.restore()
+    if restored is not None:
+        snapshot = stopper.best_state
     if snapshot is not None:
         atomic_write_bytes(run_dir / "model.pt", _serialize(snapshot))
-    summary = _final_summary(header, rows, status, message, time.perf_counter() - started)
+    summary = _final_summary(header, rows, status, message, time.perf_counter() - started, restored)
+    summary["sparsity"] = sparsity(snapshot) if snapshot is not None else None
     atomic_write_json(run_dir / "summary.json", summary)
     return RunResult(run_dir, status, summary)
+
+
+def metric_columns(validation: bool) -> list[str]:
+    """metrics.csv's columns: val_* only when part of the training set is held out."""
+    val = ["val_loss", "val_error"] if validation else []
+    return ["epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", *val,
+            "weight_norm", "seconds"]
+
+
+def sparsity(state: dict[str, Tensor], threshold: float = 1e-3) -> float:
+    """Fraction of the weights (every floating-point entry of the state) with |w| < threshold."""
+    tensors = [value for value in state.values() if value.is_floating_point()]
+    small = sum(int((value.abs() < threshold).sum()) for value in tensors)
+    return small / max(1, sum(value.numel() for value in tensors))
 
 
 def _step_rows(updates: EpochUpdates, epoch: int, first_step: int, started: float) -> list[dict[str, Any]]:
@@ -215,17 +241,21 @@ def _summary_header(prepared: Prepared, run_dir: Path, digest: str) -> dict[str,
     }
 
 
-def _final_summary(header: dict, rows: list[dict], status: str, message: str | None, seconds: float) -> dict:
-    last = rows[-1] if rows else {}
+def _final_summary(header: dict, rows: list[dict], status: str, message: str | None, seconds: float,
+                   restored: dict | None = None) -> dict:
+    ran = rows[-1] if rows else {}
+    final = restored or ran  # the metrics of the weights the run ends with (and model.pt holds)
     best = min(rows, key=lambda row: row["test_error"]) if rows else {}
     return {
         **header,
         "status": status,
         "message": message,
-        "epochs_run": last.get("epoch", 0),
-        "steps": last.get("step", 0),
-        **{key: last.get(key) for key in ("train_loss", "train_error", "test_loss", "test_error")},
-        "gap": last["test_error"] - last["train_error"] if rows else None,
+        "epochs_run": ran.get("epoch", 0),
+        "steps": ran.get("step", 0),
+        "restored_epoch": restored["epoch"] if restored else None,
+        **{key: final.get(key) for key in ("train_loss", "train_error", "test_loss", "test_error",
+                                           "val_loss", "val_error", "weight_norm")},
+        "gap": final["test_error"] - final["train_error"] if rows else None,
         "best_test_error": best.get("test_error"),
         "best_epoch": best.get("epoch"),
         "seconds": seconds,
