@@ -20,6 +20,7 @@ from dlcli.cli import app
 from dlcli.compare import load_runs, read_curves, update_noise
 from dlcli.config import experiment_from_dict, load_experiment
 from dlcli.errors import UserError
+from dlcli.lr_find import SMOOTHING
 from dlcli.results import read_metrics
 from dlcli.runner import run_sweep
 from dlcli.schedules import batch_size_at, lr_at, plan
@@ -412,9 +413,18 @@ def test_lr_find_suggests_an_lr_that_trains_better_than_a_hundredth_of_it(tmp_pa
         assert row["lr"] == pytest.approx(low * (high / low) ** (k / (steps - 1)), rel=1e-9)
     assert all(math.isfinite(row["loss"]) for row in rows)
 
+    average = 0.0  # smoothed_loss: the bias-corrected exponential moving average of the batch loss
+    for k, row in enumerate(rows):
+        average = SMOOTHING * average + (1 - SMOOTHING) * row["loss"]
+        assert row["smoothed_loss"] == pytest.approx(average / (1 - SMOOTHING ** (k + 1)), rel=1e-9)
+
     suggested = summary["suggested_lr"]
     assert isinstance(suggested, float) and low < suggested < high
-    assert any(lr == pytest.approx(suggested, rel=1e-12) for lr in lrs)  # one of the lrs tried
+    (at,) = [i for i, lr in enumerate(lrs) if lr == pytest.approx(suggested, rel=1e-12)]  # one of the lrs tried
+    smoothed = [row["smoothed_loss"] for row in rows]
+    lowest = min(range(len(rows)), key=smoothed.__getitem__)
+    assert at <= lowest  # before the minimum of the smoothed loss ...
+    assert smoothed[at + 1] < smoothed[at - 1]  # ... where it is falling
     printed = re.search(r"suggested lr:\s*([0-9.eE+-]+)", text(result.stdout))
     assert printed, result.stdout
     assert float(printed.group(1)) == pytest.approx(suggested, rel=5e-3)
@@ -422,12 +432,14 @@ def test_lr_find_suggests_an_lr_that_trains_better_than_a_hundredth_of_it(tmp_pa
     def short_run(lr, name):
         exp = load_experiment(CONFIGS / "quickstart.yaml",
                               [f"optim.lr={lr!r}", "data.n_train=1000", "train.epochs=3", "device=cpu"])
-        run = train(exp, out_root=tmp_path / name)
-        return run
+        return train(exp, out_root=tmp_path / name)
 
     good, slow = short_run(suggested, "good"), short_run(suggested / 100, "slow")
     assert good.status == "completed", good.summary["message"]
-    assert all(math.isfinite(row["train_loss"]) for row in read_metrics(good.run_dir))
+    curve = read_metrics(good.run_dir)
+    assert all(math.isfinite(row["train_loss"]) for row in curve)
+    assert curve[-1]["train_error"] < curve[0]["train_error"] - 0.1  # it learns in three epochs
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"]
     assert (good.summary["train_error"] < slow.summary["train_error"]
             or good.summary["test_error"] < slow.summary["test_error"]), (good.summary, slow.summary)
 
