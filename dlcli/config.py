@@ -161,7 +161,8 @@ def to_yaml(experiment: Experiment) -> str:
     return yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False)
 
 
-VALUE_KEYS = ("optim.batch_size",)  # keys whose value may be a mapping (a schedule) but is one value
+VALUE_KEYS = ("optim.batch_size",)
+GENERATED = ("gaussians", "sine", "moons", "mnist1d")  # data sets that can draw a fresh training set  # keys whose value may be a mapping (a schedule) but is one value
 
 
 def flat_config(experiment: Experiment) -> dict[str, Any]:
@@ -327,6 +328,12 @@ def _cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
     if experiment.regularization.early_stopping.patience is not None and experiment.train.val_fraction == 0:
         problems.append(("regularization.early_stopping.patience",
                          "early stopping watches a validation set: set train.val_fraction > 0"))
+    resample = experiment.data.resample
+    if resample.method == "fresh" and experiment.data.name not in GENERATED:
+        problems.append(("data.resample.method", f"fresh draws need a generated data set ({', '.join(GENERATED)}); "
+                                                 f"use disjoint or bootstrap for {experiment.data.name}"))
+    if resample.method == "disjoint" and resample.index >= resample.count:
+        problems.append(("data.resample.index", f"{resample.index} is not a slice of {resample.count}"))
     if experiment.data.name == "sine" and experiment.data.label_noise > 0:
         problems.append(("data.label_noise", "applies to classification data; sine is regression"))
     return problems

@@ -38,9 +38,14 @@ class Dataset:
 
 
 def load_dataset(config: DataConfig, seed: int) -> Dataset:
-    """Build the configured data set: load or generate, cut to size, add label noise, standardize."""
-    rng = np.random.default_rng(seed)
+    """Build the configured data set: load or generate, resample, cut to size, add label noise, sort,
+    standardize. `data.seed`, when set, replaces the experiment's seed for all of it."""
+    data_seed = seed if config.seed is None else config.seed
+    rng = np.random.default_rng(data_seed)
     dataset = DATASETS[config.name](config, rng)
+    if config.resample.method != "none":
+        dataset = _resample(dataset, config, data_seed)
+        rng = np.random.default_rng([data_seed, 4, config.resample.index])  # fresh label noise per draw
     dataset = _cut(dataset, config)
     if config.label_noise > 0:
         dataset = replace(dataset, y_train=flip_labels(dataset.y_train, dataset.num_classes, config.label_noise, rng))
@@ -50,6 +55,27 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
     if config.standardize:
         dataset = standardize(dataset, *feature_stats(dataset.x_train))
     return dataset
+
+
+def _resample(dataset: Dataset, config: DataConfig, data_seed: int) -> Dataset:
+    """Another training set, the test set unchanged: a fresh draw from the generator, slice `index` of
+    `count` disjoint slices of the training pool, or a bootstrap resample of it."""
+    plan = config.resample
+    if plan.method == "fresh":
+        params = config.params
+        if config.name == "mnist1d":  # its generator has a seed of its own
+            params = {**params, "seed": params["seed"] + plan.index + 1}
+        other = DATASETS[config.name](config.model_copy(update={"params": params}),
+                                      np.random.default_rng([data_seed, 2, plan.index]))
+        return replace(dataset, x_train=other.x_train, y_train=other.y_train)
+    n = len(dataset.x_train)
+    if plan.method == "disjoint":
+        if plan.count > n:
+            raise UserError(f"data.resample.count: {plan.count} slices of {n} training samples leave some empty")
+        chosen = np.array_split(np.random.default_rng([data_seed, 3]).permutation(n), plan.count)[plan.index]
+    else:
+        chosen = np.random.default_rng([data_seed, 3, plan.index]).integers(0, n, size=n)
+    return replace(dataset, x_train=dataset.x_train[chosen], y_train=dataset.y_train[chosen])
 
 
 def hold_out(dataset: Dataset, fraction: float, seed: int) -> Dataset:

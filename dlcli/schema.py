@@ -120,8 +120,17 @@ class Augment(Section):
     shift_mode: Literal["circular", "pad"] = "circular"  # wrap around, or fill with zeros
 
 
+class Resample(Section):
+    """Which training set to draw, for estimating variance across training sets (bias-variance)."""
+
+    method: Literal["none", "fresh", "disjoint", "bootstrap"] = "none"  # fresh: a new draw (generated sets)
+    index: Annotated[Integer, Field(ge=0)] = 0  # which draw, slice or resample
+    count: Annotated[Integer, Field(ge=1)] = 1  # disjoint: how many slices the training pool is cut into
+
+
 class DataConfig(Section):
     name: DataName = "mnist1d"
+    seed: Annotated[Integer, Field(ge=0)] | None = None  # seed of the data alone (None: the experiment's)
     n_train: Annotated[Integer, Field(ge=1)] | None = None  # first n training samples (None = all)
     n_test: Annotated[Integer, Field(ge=1)] | None = None
     label_noise: Annotated[Number, Field(ge=0, le=1)] = 0.0  # fraction of training labels flipped
@@ -129,6 +138,7 @@ class DataConfig(Section):
     sort_by_label: bool = False  # order the training set by class (why batches are shuffled)
     params: dict[str, Any] = {}  # per-data-set knobs, see DATA_PARAMS
     augment: Augment = Augment()
+    resample: Resample = Resample()
 
 
 class ModelConfig(Section):

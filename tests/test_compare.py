@@ -57,7 +57,7 @@ def user_error(result) -> str:
 
 
 def csv_of(*args) -> pd.DataFrame:
-    return pd.read_csv(io.StringIO(ok(invoke("compare", *args, "--format", "csv"))))
+    return pd.read_csv(io.StringIO(ok(invoke("compare", *args, "--format", "csv"))), dtype={"run_id": str})
 
 
 def table_rows(stdout: str) -> tuple[list[str], list[list[str]]]:
@@ -99,7 +99,7 @@ def sweep(tmp_path_factory):
                     "--grid", f"optim.lr={','.join(map(str, GOOD_LRS + [DIVERGING_LR]))}", "--seeds", str(SEEDS),
                     "--out", out)
     ok(result)
-    runs = pd.read_csv(out / "cmp" / "runs.csv")
+    runs = pd.read_csv(out / "cmp" / "runs.csv", dtype={"run_id": str})
     assert len(runs) == len(BATCH_SIZES) * (len(GOOD_LRS) + 1) * SEEDS
     # the premise of the tests below: exactly the huge learning rate diverges
     assert (runs["status"] == "diverged").tolist() == (runs["optim.lr"] == DIVERGING_LR).tolist()
@@ -354,7 +354,7 @@ def test_compare_a_results_root_holding_two_sweeps(sweep, tmp_path):
     config = tmp_path / "other.yaml"
     config.write_text(yaml.safe_dump(tiny_config(name="other", train={"epochs": 2})))
     ok(invoke("sweep", config, "--grid", "optim.lr=0.05,0.2", "--out", root))
-    other = pd.read_csv(root / "other" / "runs.csv")
+    other = pd.read_csv(root / "other" / "runs.csv", dtype={"run_id": str})
     assert len(other) == 2
 
     frame = csv_of(root)
