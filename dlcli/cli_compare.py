@@ -24,7 +24,8 @@ def compare(
                                      show_default=False),
     pivot: Optional[str] = typer.Option(None, "--pivot", help="ROW_KEY,COLUMN_KEY: a heatmap of --value.",
                                         show_default=False),
-    value: str = typer.Option("test_error", "--value", help="The column a pivot shows."),
+    value: str = typer.Option("test_error", "--value", help="The column a pivot shows; for --plot against a "
+                              "key, test_error or test_loss picks errors or losses."),
     curves: bool = typer.Option(False, "--curves", help="Train and test error per epoch of the selected runs, or "
                                 "with --x step|seconds the loss of every update (from steps.csv)."),
     x: str = typer.Option("epoch", "--x", help="With --curves: epoch | step | seconds."),
@@ -54,10 +55,11 @@ def compare(
     elif curves:
         _compare_curves(frame, fmt, plot)
     else:
-        _compare_table(frame, sort, _split(columns), _split(by), fmt, plot)
+        _compare_table(frame, sort, _split(columns), _split(by), fmt, plot, value)
 
 
-def _compare_table(frame, sort: str, columns: list[str] | None, by: list[str] | None, fmt: str, plot) -> None:
+def _compare_table(frame, sort: str, columns: list[str] | None, by: list[str] | None, fmt: str, plot,
+                   value: str = "test_error") -> None:
     from dlcli import compare as runs
     from dlcli.render import console, format_table, print_comparison, print_constant_keys
 
@@ -67,15 +69,31 @@ def _compare_table(frame, sort: str, columns: list[str] | None, by: list[str] | 
     else:
         print_constant_keys(runs.varying_keys(frame)[1], len(frame))
         print_comparison(table, keys, grouped, columns or runs.METRICS)
+        _print_threshold(frame, [key for key in keys if key != "seed"])
     if plot is not None:
         from dlcli.plot import plot_against_key
 
         swept = [key for key in (by or runs.varying_keys(frame)[0]) if key != "seed"]
-        numeric = [key for key in swept if frame[key].map(lambda v: isinstance(v, (int, float))).any()]
+        numeric = [key for key in swept if frame[key].map(runs.axis_value).notna().any()]
         if not numeric:
             raise UserError("--plot: no swept numeric key to plot against (try --curves or --pivot)")
-        plot_against_key(frame, numeric[0], [key for key in swept if key != numeric[0]], plot)
+        quantity = "loss" if value.endswith("_loss") else "error"
+        plot_against_key(frame, numeric[0], [key for key in swept if key != numeric[0]], plot, quantity)
         console.print(f"wrote {plot}", soft_wrap=True)
+
+
+def _print_threshold(frame, keys: list[str]) -> None:
+    """With one swept key (a width, a number of features), say where the training set is first fit."""
+    from dlcli import compare as runs
+    from dlcli.render import console
+
+    if len(keys) != 1 or frame[keys[0]].map(runs.axis_value).isna().any():
+        return
+    threshold = runs.interpolation_threshold(frame, keys[0])
+    if threshold is not None:
+        fit = "loss" if "loss" in frame and (frame["loss"] == "mse").all() else "error"
+        console.print(f"interpolation threshold: {keys[0]} = {threshold:g} is the smallest that fits the "
+                      f"training set (mean train {fit} ≤ 0.005)")
 
 
 def _compare_pivot(frame, pivot: str, value: str, fmt: str, plot) -> None:

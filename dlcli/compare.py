@@ -177,6 +177,31 @@ def update_noise(steps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def axis_value(value: Any) -> float | None:
+    """A number to plot a key's value at: the number itself, or a list's first entry (the width of
+    `model.hidden: [64, 64]`); None when the value is not a number."""
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            value = (yaml.safe_load(value) or [None])[0]
+        except yaml.YAMLError:
+            return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+def interpolation_threshold(frame: pd.DataFrame, key: str, tolerance: float = 0.005) -> float | None:
+    """The smallest value of `key` (as plotted) whose runs fit the training set: mean train error (train
+    loss for mse) ≤ tolerance."""
+    done = frame[frame["status"].isin(OK_STATUSES)]
+    x = done[key].map(axis_value)
+    # Squared error interpolates when its loss reaches 0; a classifier when every label is right.
+    fit = "train_loss" if "loss" in done and (done["loss"] == "mse").all() else "train_error"
+    fitted = done.assign(_x=x).dropna(subset=["_x"]).groupby("_x")[fit].mean()
+    fitted = fitted[fitted <= tolerance]
+    return float(fitted.index.min()) if len(fitted) else None
+
+
 def label_of(row: pd.Series, keys: list[str]) -> str:
     return ", ".join(f"{key}={_show(row[key])}" for key in keys) or str(row.get("run_id", ""))
 
@@ -233,11 +258,14 @@ def comparison(frame: pd.DataFrame, by: list[str] | None = None, columns: list[s
     else:
         keys = [key for key in varying if key != "seed"]
         grouped = "seed" in varying and _has_replicates(frame, keys)
+    sort_column = sort.lstrip("-")
+    hidden = [] if sort_column in metrics + keys + varying + INFO else [sort_column]  # sort by it, not shown
+    check_columns(frame, [sort_column], "--sort")
     if grouped:
-        table = group(frame.assign(_all=0), keys or ["_all"], metrics).drop(columns="_all", errors="ignore")
-        return sort_runs(table, sort), keys, True
-    table = frame[["run_id", *varying, *metrics, "status", "path"]]
-    return sort_runs(table, sort), varying, False
+        table = group(frame.assign(_all=0), keys or ["_all"], metrics + hidden).drop(columns="_all", errors="ignore")
+        return sort_runs(table, sort).drop(columns=hidden + [f"{c}_std" for c in hidden]), keys, True
+    table = frame[["run_id", *varying, *metrics, *hidden, "status", "path"]]
+    return sort_runs(table, sort).drop(columns=hidden), varying, False
 
 
 def _has_replicates(frame: pd.DataFrame, keys: list[str]) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from dlcli.compare import OK_STATUSES, sort_key, label_of
+from dlcli.compare import OK_STATUSES, axis_value, interpolation_threshold, label_of, sort_key
 from dlcli.results import atomic_write_bytes
 
 
@@ -20,32 +20,43 @@ def _pyplot():
     return plt
 
 
-def plot_against_key(frame: pd.DataFrame, x_key: str, line_keys: list[str], path: Path) -> None:
-    """Train and test error against `x_key`: one line per value of the other keys, seeds as a band."""
+def plot_against_key(frame: pd.DataFrame, x_key: str, line_keys: list[str], path: Path,
+                     quantity: str = "error") -> None:
+    """Train and test error (or loss) against `x_key`: one line per value of the other keys, seeds as
+    a band, the Bayes error and the interpolation threshold (smallest x that fits the training set)."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     completed = frame[frame["status"].isin(OK_STATUSES)]
-    numeric = completed[completed[x_key].map(lambda v: sort_key(v)[0] == 0)]
-    groups = [members for _, members in numeric.groupby([numeric[k].astype(str) for k in line_keys])] \
-        if line_keys else [numeric]
+    plotted = completed.assign(_x=completed[x_key].map(axis_value)).dropna(subset=["_x"])
+    groups = [members for _, members in plotted.groupby([plotted[k].astype(str) for k in line_keys])] \
+        if line_keys else [plotted]
     groups.sort(key=lambda members: [sort_key(members.iloc[0][k]) for k in line_keys])
     for index, members in enumerate(groups):
-        label = label_of(members.iloc[0], line_keys)
+        label = label_of(members.iloc[0], line_keys) if line_keys else ""
         colour = f"C{index % 10}"
-        for metric, style in (("test_error", "-"), ("train_error", "--")):
-            stats = members.groupby(x_key)[metric].agg(["mean", "std", "count"]).sort_index()
+        for metric, style in ((f"test_{quantity}", "-"), (f"train_{quantity}", "--")):
+            stats = members.groupby("_x")[metric].agg(["mean", "std", "count"]).sort_index()
             axes.plot(stats.index, stats["mean"], style, marker="o", color=colour,
                       label=f"{metric.split('_')[0]} {label}".strip())
             if (stats["count"] > 1).any():
                 spread = stats["std"].fillna(0)
                 axes.fill_between(stats.index, stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.15)
-    values = numeric[x_key].astype(float)
+    values = plotted["_x"]
     if len(values) and values.min() > 0 and values.max() / values.min() >= 20:
         axes.set_xscale("log")
-    _bayes_line(axes, frame)
-    axes.set_xlabel(x_key)
-    axes.set_ylabel("error")
-    axes.set_title("train (dashed) and test (solid) error")
+    threshold = interpolation_threshold(frame, x_key)
+    if threshold is not None and not line_keys:
+        axes.axvline(threshold, color="grey", linestyle="-.", label=f"interpolation threshold ({threshold:g})")
+    if quantity == "error":
+        _bayes_line(axes, frame)
+    elif plotted[f"test_{quantity}"].max() > 20 * max(plotted[f"test_{quantity}"].min(), 1e-12):
+        axes.set_yscale("log")  # a double-descent peak can be a thousand times the floor
+        axes.set_ylim(bottom=plotted[f"test_{quantity}"].min() / 20)  # an interpolating fit's ~0 stays off scale
+    axes.set_xlabel(x_key if completed[x_key].map(lambda v: not str(v).startswith("[")).all()
+                    else f"{x_key} (first entry)")
+    axes.set_ylabel(quantity)
+    replicated = "seed" in frame and frame["seed"].nunique() > 1
+    axes.set_title(f"train (dashed) and test (solid) {quantity}" + (", mean ± std over seeds" if replicated else ""))
     axes.legend(fontsize=7)
     _save(figure, path)
 

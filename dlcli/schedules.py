@@ -62,7 +62,8 @@ def plan(optim: OptimConfig, epochs: int, n: int) -> Plan:
 def lr_at(optim: OptimConfig, run_plan: Plan, step: int) -> float:
     """The learning rate of the update with this 0-based index."""
     epoch = run_plan.epoch_of(step)
-    base = optim.lr * _scaling(optim, run_plan.batch_sizes[epoch - 1] if run_plan.batch_sizes else 1)
+    scale = _scaling(optim, run_plan.batch_sizes[epoch - 1] if run_plan.batch_sizes else 1)
+    base = optim.lr * scale
     schedule = optim.schedule
     if schedule.name == "step":
         lr = base * schedule.factor ** ((epoch - 1) // schedule.every)
@@ -70,7 +71,7 @@ def lr_at(optim: OptimConfig, run_plan: Plan, step: int) -> float:
         progress = step / max(1, run_plan.total_steps - 1)  # 0 at the first update, 1 at the last
         lr = schedule.min_lr + (base - schedule.min_lr) * (1 + math.cos(math.pi * progress)) / 2
     elif schedule.name == "triangular":
-        lr = triangular(step, base, schedule.max_lr, schedule.step_size)
+        lr = triangular(step, base, schedule.max_lr * scale, schedule.step_size)  # both ends scale with B
     else:
         lr = base
     warmup_steps = run_plan.steps_before(schedule.warmup_epochs + 1)
