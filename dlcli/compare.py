@@ -20,7 +20,8 @@ from dlcli.config import flatten
 from dlcli.errors import UserError
 
 METRICS = ["train_error", "test_error", "gap", "train_loss", "test_loss", "best_epoch"]
-EXTRA_METRICS = ["best_test_error", "epochs_run", "steps", "seconds", "bayes_error", "parameters"]
+EXTRA_METRICS = ["best_test_error", "epochs_run", "steps", "seconds", "bayes_error", "parameters",
+                 "val_loss", "val_error", "weight_norm", "sparsity", "restored_epoch"]
 INFO = ["run_id", "status", "path"]
 OK_STATUSES = ("completed", "early_stopped")
 OPERATORS = {"==": operator.eq, "=": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le,

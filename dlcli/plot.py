@@ -152,3 +152,36 @@ def _save(figure: Any, path: Path) -> None:
     figure.savefig(buffer, format="png", dpi=120)
     _pyplot().close(figure)
     atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def plot_bias_variance(rows: list[dict[str, Any]], keys: list[str], path: Path) -> None:
+    """Risk, bias², variance and its two parts against the grid points, one panel per decomposition."""
+    plt = _pyplot()
+    names = [name for name in ("mse", "cross_entropy", "zero_one") if any(r["decomposition"] == name for r in rows)]
+    figure, panels = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
+    for axes, name in zip(panels[0], names):
+        members = [row for row in rows if row["decomposition"] == name]
+        labels = ["  ".join(_tick(row[key]) for key in keys) or "all runs" for row in members]
+        numeric = len(keys) == 1 and all(isinstance(row[keys[0]], (int, float)) for row in members)
+        x = [row[keys[0]] for row in members] if numeric else list(range(len(members)))
+        lines = [("risk", "risk", "k-"), ("bias2", "bias" if name == "zero_one" else "bias²", "C0-"),
+                 ("variance", "variance", "C1-"), ("variance_sampling", "variance: sampling", "C1--"),
+                 ("variance_optimization", "variance: optimization", "C1:"), ("noise", "noise", "C7-.")]
+        for key, label, style in lines:
+            values = [row[key] for row in members]
+            if any(value is not None for value in values):
+                axes.plot(x, [math.nan if v is None else v for v in values], style, marker="o", markersize=4,
+                          label=label)
+        if numeric and min(x) > 0 and max(x) / min(x) >= 20:
+            axes.set_xscale("log")
+        if not numeric:
+            axes.set_xticks(x, labels, rotation=30 if len(members) > 4 else 0, fontsize=8)
+        axes.set_xlabel(", ".join(keys) or "")
+        axes.set_title({"mse": "squared error", "cross_entropy": "cross-entropy",
+                        "zero_one": "0-1 error (not additive)"}[name])
+        axes.legend(fontsize=7)
+    _save(figure, path)
+
+
+def _tick(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

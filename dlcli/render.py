@@ -332,3 +332,47 @@ def print_update_noise(noise, labels: dict[str, str]) -> None:
         table.add_row(label, str(int(row["updates"])), f"{row['seconds']:.2f}", _number(row["final_batch_loss"]),
                       _number(row["loss_noise"]))
     console.print(table)
+
+
+# ---- bias-variance -------------------------------------------------------------------------------
+
+_DECOMPOSITION_TITLES = {
+    "mse": "squared error: risk = bias² + variance{noise}",
+    "cross_entropy": "cross-entropy (geometric-mean f̄): risk = bias² + variance, bias² holds the noise",
+    "zero_one": "0-1 error (Domingos): bias = the majority vote is wrong, variance = disagreeing with it; "
+                "not additive",
+}
+
+
+def print_bias_variance(rows: list[dict[str, Any]], keys: list[str], incomplete: list[str], path: str,
+                        plot: str | None) -> None:
+    """One table per decomposition, a row per grid point; the variance's two parts where measured."""
+    for name, title in _DECOMPOSITION_TITLES.items():
+        members = [row for row in rows if row["decomposition"] == name]
+        if not members:
+            continue
+        noise = any(row["noise"] is not None for row in members)
+        split = name != "zero_one"
+        columns = [*keys, "risk", "bias" if name == "zero_one" else "bias²", "variance"]
+        columns += ["sampling", "optimization"] if split else []
+        columns += ["noise"] if noise else []
+        columns += ["Bayes"] if any(row["bayes_error"] is not None for row in members) else []
+        table = Table(title=title.format(noise=" + noise" if noise else ""), title_justify="left")
+        for column in columns:
+            table.add_column(column, justify="left" if column in keys else "right")
+        for row in members:
+            cells = [_plain(row[key]) for key in keys]
+            cells += [_number(row[key]) for key in ("risk", "bias2", "variance")]
+            cells += [_number(row[key]) for key in ("variance_sampling", "variance_optimization")] if split else []
+            cells += [_number(row["noise"])] if noise else []
+            cells += [_number(row["bayes_error"])] if "Bayes" in columns else []
+            table.add_row(*cells)
+        console.print(table)
+    if rows:
+        first = rows[0]
+        note = "" if first["seeds"] > 1 else "; --seeds 2 or more splits the variance into sampling and optimization"
+        console.print(f"{first['trials']} training sets ({first['split']}) × {first['seeds']} seeds per grid point, "
+                      f"one test set of {first['n_test']}{note}", soft_wrap=True)
+    for problem in incomplete:
+        console.print(f"[red]left out:[/] {problem}", soft_wrap=True)
+    console.print(f"wrote {path}" + (f" and {plot}" if plot else ""), soft_wrap=True)

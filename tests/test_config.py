@@ -51,7 +51,7 @@ def test_shipped_config_opens_with_a_comment_naming_its_run_command(path: Path):
         if not line.startswith("#"):
             break
         header.append(line)
-    pattern = rf"^#\s*Run: dlcli (train|sweep) configs/{re.escape(path.name)}(\s|$)"
+    pattern = rf"^#\s*Run: dlcli (train|sweep|bias-variance) configs/{re.escape(path.name)}(\s|$)"
     assert any(re.match(pattern, line) for line in header), header
 
 
