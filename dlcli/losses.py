@@ -17,7 +17,7 @@ from torch import Tensor
 
 def entropy(p: Tensor) -> Tensor:
     """H(p) = −Σ p log p, with 0 log 0 = 0."""
-    return -torch.xlogy(p, p).sum(-1)
+    return 0.0 - torch.xlogy(p, p).sum(-1)  # 0.0 − x, not −x: a one-hot p has entropy 0, not −0
 
 
 def cross_entropy(p: Tensor, q: Tensor) -> Tensor:

@@ -376,3 +376,15 @@ def print_bias_variance(rows: list[dict[str, Any]], keys: list[str], incomplete:
     for problem in incomplete:
         console.print(f"[red]left out:[/] {problem}", soft_wrap=True)
     console.print(f"wrote {path}" + (f" and {plot}" if plot else ""), soft_wrap=True)
+
+
+def print_loss_table(classes: list[str], target: list[float], rows: list[dict[str, Any]]) -> None:
+    """Entropy, KL and cross-entropy per prediction: H(p, q) = H(p) + KL(p ‖ q), and H(q, p) ≠ H(p, q)."""
+    console.print("target p: " + ", ".join(f"{name}={value:g}" for name, value in zip(classes, target)))
+    table = Table()
+    for column in ("prediction q", "H(p)", "KL(p ‖ q)", "H(p, q) = H(p) + KL", "H(q, p)"):
+        table.add_column(column, justify="left" if column == "prediction q" else "right")
+    for row in rows:
+        table.add_row(row["prediction"], f"{row['H(p)']:.3f}", f"{row['KL(p||q)']:.3f}", f"{row['H(p,q)']:.3f}",
+                      f"{row['H(q,p)']:.3f}" if row["H(q,p)"] != float("inf") else "inf")
+    console.print(table)
