@@ -193,9 +193,10 @@ def print_constant_keys(constant: dict[str, Any], runs: int) -> None:
 def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) -> None:
     """Rows of runs (or groups of replicates, mean ± std over n), best first, failures last and red."""
     view = Table()
+    headers = short_names(keys)
     for key in keys:
-        width = max([len(key)] + [len(_plain(value)) for value in table[key]])
-        view.add_column(key, no_wrap=True, min_width=min(width, 24), max_width=32, overflow="ellipsis")
+        width = max([len(headers[key])] + [len(_plain(value)) for value in table[key]])
+        view.add_column(headers[key], no_wrap=True, min_width=min(width, 24), max_width=32, overflow="ellipsis")
     for metric in metrics:
         view.add_column(metric, justify="right", no_wrap=True)
     view.add_column("status")
@@ -213,6 +214,21 @@ def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) 
         style = "bold green" if position == 0 and completed else ("red" if not completed else None)
         view.add_row(*cells, style=style)
     console.print(view)
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """The shortest dotted suffix that tells each key apart: regularization.early_stopping.patience -> patience."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            if sum(other == suffix or other.endswith("." + suffix) for other in keys) == 1:
+                names[key] = suffix
+                break
+        else:
+            names[key] = key
+    return names
 
 
 def print_pivot(table, failed, value: str) -> None:
