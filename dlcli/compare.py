@@ -90,7 +90,7 @@ def where(frame: pd.DataFrame, expressions: list[str]) -> pd.DataFrame:
                             "(OP: == != >= <= > <)")
         column, symbol, text = found.groups()
         check_columns(frame, [column], "--where")
-        value = yaml.safe_load(text)
+        value = _hashable(yaml.safe_load(text))  # a list compares as its cell text: [64, 64]
         compare = OPERATORS[symbol]
 
         def holds(cell: Any) -> bool:
@@ -227,7 +227,9 @@ def _key(value: Any) -> Any:
 
 
 def sort_key(value: Any) -> tuple:
-    """Numbers in order, then `full` (a batch as large as the data), then other text."""
+    """Numbers in order (a list by its first entry), then `full` (a batch as large as the data), then text."""
+    if isinstance(value, str) and value.startswith("[") and axis_value(value) is not None:
+        return (0, axis_value(value), value)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
         return (0, float(value), "")
     if value == "full":
