@@ -29,6 +29,11 @@ def compare(
     curves: bool = typer.Option(False, "--curves", help="Train and test error per epoch of the selected runs, or "
                                 "with --x step|seconds the loss of every update (from steps.csv)."),
     x: str = typer.Option("epoch", "--x", help="With --curves: epoch | step | seconds."),
+    patience: Optional[int] = typer.Option(None, "--patience", min=1, help="Early-stopping what-if: where "
+                                           "this patience on --stop-metric would have stopped each run, and its "
+                                           "test error there, from the logged curves.", show_default=False),
+    stop_metric: str = typer.Option("val_loss", "--stop-metric", help="What --patience watches: val_loss | "
+                                    "val_error (or a train_* column)."),
     fmt: str = typer.Option("table", "--format", help="table | csv | markdown | json"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a matplotlib figure (PNG).",
                                         show_default=False),
@@ -48,7 +53,9 @@ def compare(
     frame = runs.where(runs.load_runs(paths), list(where or []))
     if frame.empty:
         raise UserError("--where: no run matches")
-    if pivot is not None:
+    if patience is not None:
+        _compare_what_if(frame, patience, stop_metric, fmt)
+    elif pivot is not None:
         _compare_pivot(frame, pivot, value, fmt, plot)
     elif curves and x != "epoch":
         _compare_updates(frame, x, fmt, plot)
@@ -115,6 +122,25 @@ def _compare_pivot(frame, pivot: str, value: str, fmt: str, plot) -> None:
 
         plot_heatmap(table, failed, value, plot)
         console.print(f"wrote {plot}", soft_wrap=True)
+
+
+def _compare_what_if(frame, patience: int, metric: str, fmt: str) -> None:
+    from dlcli import compare as runs
+    from dlcli.render import console, format_table, print_what_if
+
+    if metric.startswith("test_"):
+        raise UserError(f"--stop-metric {metric}: stopping on the test set would leak it into the choice; "
+                        "use val_loss, val_error or a train_* column")
+    curves = runs.read_curves(frame)
+    if curves.empty or metric not in curves:
+        raise UserError(f"--stop-metric {metric}: not in the runs' metrics.csv "
+                        "(val_* needs train.val_fraction > 0)")
+    table = runs.early_stopping_what_if(curves, patience, metric)
+    table.insert(1, "run", table["run_id"].map(_labels(frame)))
+    if fmt != "table":
+        console.print(format_table(table, fmt), end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        print_what_if(table, patience, metric)
 
 
 def _labels(frame) -> dict[str, str]:

@@ -165,6 +165,27 @@ def read_curves(frame: pd.DataFrame, file: str = "metrics.csv") -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def early_stopping_what_if(curves: pd.DataFrame, patience: int, metric: str) -> pd.DataFrame:
+    """Per run, from its logged epochs: where patience P on `metric` would have stopped, the epoch it
+    would have restored (the best so far), and the test error there, against the run's last epoch."""
+    rows = []
+    for run_id, run in curves.groupby("run_id", sort=False):
+        run = run.sort_values("epoch")
+        best_value, best, stop = float("inf"), run.iloc[0], None
+        for _, epoch in run.iterrows():
+            if epoch[metric] < best_value:
+                best_value, best = epoch[metric], epoch
+            if epoch["epoch"] - best["epoch"] >= patience:
+                stop = epoch
+                break
+        last = run.iloc[-1]
+        rows.append({"run_id": run_id, "stopped_at": int(stop["epoch"]) if stop is not None else None,
+                     "restored_epoch": int(best["epoch"]), "test_error_restored": float(best["test_error"]),
+                     "last_epoch": int(last["epoch"]), "test_error_last": float(last["test_error"]),
+                     "epochs_saved": int(last["epoch"] - stop["epoch"]) if stop is not None else 0})
+    return pd.DataFrame(rows)
+
+
 def update_noise(steps: pd.DataFrame) -> pd.DataFrame:
     """Per run: updates, seconds, the last batch losses, and the noise of the per-update loss
     (standard deviation of the change from one update to the next)."""
@@ -204,7 +225,25 @@ def interpolation_threshold(frame: pd.DataFrame, key: str, tolerance: float = 0.
 
 
 def label_of(row: pd.Series, keys: list[str]) -> str:
-    return ", ".join(f"{key}={_show(row[key])}" for key in keys) or str(row.get("run_id", ""))
+    """`lr=0.1, batch_size=32`: the values of the keys that tell runs apart, by their short names."""
+    names = short_names(keys)
+    return ", ".join(f"{names[key]}={_show(row[key])}" for key in keys) or str(row.get("run_id", ""))
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """The shortest dotted suffix that tells each key apart: regularization.early_stopping.patience -> patience."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            if sum(other == suffix or other.endswith("." + suffix) for other in keys) == 1:
+                names[key] = suffix
+                break
+        else:
+            names[key] = key
+    return names
+
 
 
 def _config_from_yaml(run_dir: Path) -> dict[str, Any]:

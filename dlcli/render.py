@@ -9,6 +9,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dlcli.compare import short_names
+
 console = Console(highlight=False)
 error_console = Console(stderr=True, highlight=False)
 
@@ -216,21 +218,6 @@ def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) 
     console.print(view)
 
 
-def short_names(keys: list[str]) -> dict[str, str]:
-    """The shortest dotted suffix that tells each key apart: regularization.early_stopping.patience -> patience."""
-    names = {}
-    for key in keys:
-        parts = key.split(".")
-        for size in range(1, len(parts) + 1):
-            suffix = ".".join(parts[-size:])
-            if sum(other == suffix or other.endswith("." + suffix) for other in keys) == 1:
-                names[key] = suffix
-                break
-        else:
-            names[key] = key
-    return names
-
-
 def print_pivot(table, failed, value: str) -> None:
     """A heatmap table: greener is lower `value`, the best cell starred, failed cells marked."""
     finite = table.where(~failed).stack()
@@ -373,7 +360,8 @@ def print_bias_variance(rows: list[dict[str, Any]], keys: list[str], incomplete:
         columns += ["sampling", "optimization"] if split else []
         columns += ["noise"] if noise else []
         columns += ["Bayes"] if any(row["bayes_error"] is not None for row in members) else []
-        table = Table(title=title.format(noise=" + noise" if noise else ""), title_justify="left")
+        console.print(f"[bold]{title.format(noise=' + noise' if noise else '')}[/]", soft_wrap=True)
+        table = Table()
         for column in columns:
             table.add_column(column, justify="left" if column in keys else "right")
         for row in members:
@@ -404,3 +392,17 @@ def print_loss_table(classes: list[str], target: list[float], rows: list[dict[st
         table.add_row(row["prediction"], f"{row['H(p)']:.3f}", f"{row['KL(p||q)']:.3f}", f"{row['H(p,q)']:.3f}",
                       f"{row['H(q,p)']:.3f}" if row["H(q,p)"] != float("inf") else "inf")
     console.print(table)
+
+
+def print_what_if(table, patience: int, metric: str) -> None:
+    """Early stopping replayed on logged curves: where it would stop, what it would keep."""
+    console.print(f"early stopping with patience {patience} on {metric}, replayed on the logged epochs")
+    view = Table()
+    for column in ("run", "stops at", "restores", "test error there", "last epoch", "test error at last",
+                   "epochs saved"):
+        view.add_column(column, justify="left" if column == "run" else "right")
+    for _, row in table.iterrows():
+        stopped = "-" if row["stopped_at"] is None or row["stopped_at"] != row["stopped_at"] else str(int(row["stopped_at"]))
+        view.add_row(str(row["run"]), stopped, str(int(row["restored_epoch"])), _number(row["test_error_restored"]),
+                     str(int(row["last_epoch"])), _number(row["test_error_last"]), str(int(row["epochs_saved"])))
+    console.print(view)
