@@ -94,8 +94,8 @@ def _print_threshold(frame, keys: list[str]) -> None:
     from dlcli import compare as runs
     from dlcli.render import console
 
-    if len(keys) != 1 or frame[keys[0]].map(runs.axis_value).isna().any():
-        return
+    if len(keys) != 1 or not keys[0].startswith("model.") or frame[keys[0]].map(runs.axis_value).isna().any():
+        return  # the threshold is about model size
     threshold = runs.interpolation_threshold(frame, keys[0])
     if threshold is not None:
         fit = "loss" if "loss" in frame and (frame["loss"] == "mse").all() else "error"

@@ -44,7 +44,7 @@ def plot_against_key(frame: pd.DataFrame, x_key: str, line_keys: list[str], path
     values = plotted["_x"]
     if len(values) and values.min() > 0 and values.max() / values.min() >= 20:
         axes.set_xscale("log")
-    threshold = interpolation_threshold(frame, x_key)
+    threshold = interpolation_threshold(frame, x_key) if x_key.startswith("model.") else None
     if threshold is not None and not line_keys:
         axes.axvline(threshold, color="grey", linestyle="-.", label=f"interpolation threshold ({threshold:g})")
     if quantity == "error":
@@ -166,7 +166,8 @@ def plot_bias_variance(rows: list[dict[str, Any]], keys: list[str], path: Path) 
         x = [row[keys[0]] for row in members] if numeric else list(range(len(members)))
         lines = [("risk", "risk", "k-"), ("bias2", "bias" if name == "zero_one" else "bias²", "C0-"),
                  ("variance", "variance", "C1-"), ("variance_sampling", "variance: sampling", "C1--"),
-                 ("variance_optimization", "variance: optimization", "C1:"), ("noise", "noise", "C7-.")]
+                 ("variance_optimization", "variance: optimization", "C1:"), ("noise", "noise", "C7-."),
+                 ("bayes_error", "Bayes error (generator)", "k:")]
         for key, label, style in lines:
             values = [row[key] for row in members]
             if any(value is not None for value in values):
