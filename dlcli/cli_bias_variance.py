@@ -18,8 +18,8 @@ def bias_variance(
                                "for generated data, else slices or resamples of the training set (--split).",
                                show_default=False),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Train each training set with seeds 0..S-1 (init "
-                                        "and batch order); 2 or more split the variance into sampling and "
-                                        "optimization.", show_default=False),
+                                        "and batch order; default: the config's seed alone); 2 or more split the "
+                                        "variance into sampling and optimization.", show_default=False),
     grid: Optional[List[str]] = typer.Option(None, "--grid", help="A grid axis KEY=V1,V2,... (axes multiply), "
                                              "as in dlcli sweep.", show_default=False),
     split: Optional[str] = typer.Option(None, "--split", help="How training sets are drawn: fresh | disjoint | "
@@ -33,7 +33,7 @@ def bias_variance(
 ) -> None:
     """Decompose the test risk into bias², variance (sampling + optimization) and noise; resumable.
 
-    Example: dlcli bias-variance configs/bias_variance.yaml --trials 8 --seeds 2 --grid model.hidden=[2],[8],[64],[256,256]
+    Example: dlcli bias-variance configs/bias_variance.yaml --trials 8 --seeds 2 --grid model.hidden=[2],[8],[32],[128,128]
     """
     from dlcli.bias_variance import load_study, run_study
     from dlcli.render import print_bias_variance, print_sweep_result, sweep_progress

@@ -125,6 +125,8 @@ def test_default_table_groups_seeds_sorted_by_test_error(sweep):
     assert stdout.index("data.name=gaussians") < stdout.index("┏")
     assert stdout.count("train.epochs=2") == 1
     names, rows = table_rows(stdout)
+    # key columns are headed by their shortest unique suffix: optim.batch_size -> batch_size
+    names = ["optim." + name if name in ("batch_size", "lr") else name for name in names]
     for column in (*KEYS, "test_error", "train_error", "gap", "status", "n"):
         assert column in names, names
     assert "seed" not in names
