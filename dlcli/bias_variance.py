@@ -18,9 +18,6 @@ sets: Var_k of E_s[f]) and optimization (across seeds: E_k of Var_s[f]); the two
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +29,7 @@ from torch import Tensor
 
 from dlcli.config import GENERATED, experiment_from_dict, read_config_file
 from dlcli.errors import UserError
-from dlcli.results import atomic_write_text
+from dlcli.results import atomic_write_text, csv_cell, csv_text
 from dlcli.sweep import Sweep, load_sweep
 
 SPLITS = ("fresh", "disjoint", "bootstrap")
@@ -244,7 +241,7 @@ def grid_points(study: Study) -> dict[str, list[int]]:
     """{grid point label: the indices of its K × S runs}, in the sweep's order."""
     groups: dict[str, list[int]] = {}
     for index, point in enumerate(study.sweep.points):
-        label = "  ".join(f"{key}={_cell(point[key])}" for key in study.keys) or "all runs"
+        label = "  ".join(f"{key}={csv_cell(point[key])}" for key in study.keys) or "all runs"
         groups.setdefault(label, []).append(index)
     return groups
 
@@ -299,17 +296,4 @@ def _clean_targets(experiment) -> Tensor | None:
 
 
 def rows_to_csv(rows: list[dict[str, Any]], keys: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, [*keys, *COLUMNS], extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({column: _cell(row.get(column)) for column in [*keys, *COLUMNS]})
-    return buffer.getvalue()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return repr(value) if isinstance(value, float) else str(value)
+    return csv_text(rows, [*keys, *COLUMNS])

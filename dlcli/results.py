@@ -116,6 +116,24 @@ def _format(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A table as CSV: floats in full precision, None empty, lists and mappings as JSON."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: csv_cell(row.get(column)) for column in columns})
+    return buffer.getvalue()
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return _format(value)
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     with open(Path(run_dir) / "metrics.csv", encoding="utf-8") as file:
         return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file)]

@@ -10,8 +10,6 @@ finds every finished point on disk, skips it, and reruns only what is missing, i
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -26,7 +24,7 @@ import yaml
 
 from dlcli.config import Experiment, config_hash
 from dlcli.errors import UserError
-from dlcli.results import atomic_write_text
+from dlcli.results import atomic_write_text, csv_text
 from dlcli.sweep import Sweep, point_problems
 
 FINISHED = ("completed", "early_stopped", "diverged")  # outcomes of the experiment itself: never rerun
@@ -216,20 +214,7 @@ def _unpack(files: dict[str, bytes], run_dir: Path) -> None:
 
 def write_runs_csv(sweep_dir: Path, rows: list[dict[str, Any]], keys: list[str]) -> None:
     columns = ["run_id", "status", "seed", *[key for key in keys if key != "seed"], *RESULT_COLUMNS]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _cell(row.get(key)) for key in columns})
-    atomic_write_text(sweep_dir / "runs.csv", buffer.getvalue())
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return repr(value) if isinstance(value, float) else str(value)
+    atomic_write_text(sweep_dir / "runs.csv", csv_text(rows, columns))
 
 
 def _row(run_id: str, point: dict[str, Any], experiment: Experiment, summary: dict[str, Any] | None) -> dict[str, Any]:
