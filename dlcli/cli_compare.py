@@ -68,7 +68,8 @@ def compare(
 def _compare_table(frame, sort: str, columns: list[str] | None, by: list[str] | None, fmt: str, plot,
                    value: str = "test_error") -> None:
     from dlcli import compare as runs
-    from dlcli.render import console, format_table, print_comparison, print_constant_keys
+    from dlcli.render import console
+    from dlcli.render_compare import format_table, print_comparison, print_constant_keys
 
     table, keys, grouped = runs.comparison(frame, by, columns, sort)
     if fmt != "table":
@@ -105,7 +106,8 @@ def _print_threshold(frame, keys: list[str]) -> None:
 
 def _compare_pivot(frame, pivot: str, value: str, fmt: str, plot) -> None:
     from dlcli import compare as runs
-    from dlcli.render import console, format_table, print_pivot
+    from dlcli.render import console
+    from dlcli.render_compare import format_table, print_pivot
 
     keys = _split(pivot) or []
     if len(keys) != 2:
@@ -126,7 +128,8 @@ def _compare_pivot(frame, pivot: str, value: str, fmt: str, plot) -> None:
 
 def _compare_what_if(frame, patience: int, metric: str, fmt: str) -> None:
     from dlcli import compare as runs
-    from dlcli.render import console, format_table, print_what_if
+    from dlcli.render import console
+    from dlcli.render_compare import format_table, print_what_if
 
     if metric.startswith("test_"):
         raise UserError(f"--stop-metric {metric}: stopping on the test set would leak it into the choice; "
@@ -154,7 +157,8 @@ def _labels(frame) -> dict[str, str]:
 
 def _compare_updates(frame, x: str, fmt: str, plot) -> None:
     from dlcli import compare as runs
-    from dlcli.render import console, format_table, print_update_noise
+    from dlcli.render import console
+    from dlcli.render_compare import format_table, print_update_noise
 
     steps = runs.read_curves(frame, "steps.csv")
     if steps.empty:
@@ -173,7 +177,8 @@ def _compare_updates(frame, x: str, fmt: str, plot) -> None:
 
 def _compare_curves(frame, fmt: str, plot) -> None:
     from dlcli import compare as runs
-    from dlcli.render import console, format_table, print_curves
+    from dlcli.render import console
+    from dlcli.render_compare import format_table, print_curves
 
     curves = runs.read_curves(frame)
     if curves.empty:

@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dlcli.compare import short_names
 
 console = Console(highlight=False)
 error_console = Console(stderr=True, highlight=False)
@@ -49,13 +48,13 @@ def print_run(summary: dict[str, Any], run_dir: str) -> None:
     table = Table()
     for column in ("", "loss", "error"):
         table.add_column(column, justify="right" if column else "left")
-    table.add_row("train", _number(summary["train_loss"]), _number(summary["train_error"]))
-    table.add_row("test", _number(summary["test_loss"]), _number(summary["test_error"]))
-    table.add_row("gap (test − train)", "", _number(summary["gap"]))
+    table.add_row("train", number_text(summary["train_loss"]), number_text(summary["train_error"]))
+    table.add_row("test", number_text(summary["test_loss"]), number_text(summary["test_error"]))
+    table.add_row("gap (test − train)", "", number_text(summary["gap"]))
     if summary.get("best_epoch") is not None:
-        table.add_row(f"best test (epoch {summary['best_epoch']})", "", _number(summary["best_test_error"]))
+        table.add_row(f"best test (epoch {summary['best_epoch']})", "", number_text(summary["best_test_error"]))
     if summary.get("bayes_error") is not None:
-        table.add_row("Bayes error", "", _number(summary["bayes_error"]))
+        table.add_row("Bayes error", "", number_text(summary["bayes_error"]))
     console.print(table)
     console.print(
         f"{summary['epochs_run']} epochs, {summary['steps']} steps, {summary['parameters']:,} parameters, "
@@ -72,12 +71,12 @@ def print_evaluation(evaluation: dict[str, Any], path: str) -> None:
     headline = Table()
     headline.add_column("metric")
     headline.add_column("value", justify="right")
-    headline.add_row("loss", _number(evaluation["loss"]))
-    headline.add_row("error", _number(evaluation["error"]))
+    headline.add_row("loss", number_text(evaluation["loss"]))
+    headline.add_row("error", number_text(evaluation["error"]))
     if evaluation.get("ece") is not None:
-        headline.add_row("expected calibration error", _number(evaluation["ece"]))
+        headline.add_row("expected calibration error", number_text(evaluation["ece"]))
     if evaluation.get("bayes_error") is not None:
-        headline.add_row("Bayes error", _number(evaluation["bayes_error"]))
+        headline.add_row("Bayes error", number_text(evaluation["bayes_error"]))
     console.print(headline)
     if "per_class" in evaluation:
         console.print(_per_class_table(evaluation["per_class"]))
@@ -90,8 +89,8 @@ def _per_class_table(per_class: list[dict[str, Any]]) -> Table:
     for column in ("class", "support", "error", "precision", "recall"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in per_class:
-        table.add_row(row["class"], str(row["support"]), _number(row["error"]), _number(row["precision"]),
-                      _number(row["recall"]))
+        table.add_row(row["class"], str(row["support"]), number_text(row["error"]), number_text(row["precision"]),
+                      number_text(row["recall"]))
     return table
 
 
@@ -106,7 +105,7 @@ def _confusion_table(classes: list[str], confusion: list[list[int]]) -> Table:
     return table
 
 
-def _number(value: Any, decimals: int = 4) -> str:
+def number_text(value: Any, decimals: int = 4) -> str:
     if value is None or value != value:
         return "-"
     if isinstance(value, int):
@@ -184,118 +183,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-# ---- compare -------------------------------------------------------------------------------------
-
-
-def print_constant_keys(constant: dict[str, Any], runs: int) -> None:
-    shown = " · ".join(f"{key}={_plain(value)}" for key, value in constant.items())
-    console.print(f"[dim]{runs} runs; the same in all: {shown}[/]", soft_wrap=False)
-
-
-def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) -> None:
-    """Rows of runs (or groups of replicates, mean ± std over n), best first, failures last and red."""
-    view = Table()
-    headers = short_names(keys)
-    for key in keys:
-        width = max([len(headers[key])] + [len(_plain(value)) for value in table[key]])
-        view.add_column(headers[key], no_wrap=True, min_width=min(width, 24), max_width=32, overflow="ellipsis")
-    for metric in metrics:
-        view.add_column(metric, justify="right", no_wrap=True)
-    view.add_column("status")
-    if grouped:
-        view.add_column("n", justify="right")
-    else:
-        view.add_column("run_id", style="dim")
-    for position, (_, row) in enumerate(table.iterrows()):
-        cells = [_plain(row[key]) for key in keys]
-        for metric in metrics:
-            cells.append(_mean_std(row[metric], row.get(f"{metric}_std")) if grouped else _number(row[metric]))
-        cells.append(str(row["status"]))
-        cells.append(str(row["n"]) if grouped else str(row["run_id"]))
-        completed = row["status"] in ("completed", "early_stopped")
-        style = "bold green" if position == 0 and completed else ("red" if not completed else None)
-        view.add_row(*cells, style=style)
-    console.print(view)
-
-
-def print_pivot(table, failed, value: str) -> None:
-    """A heatmap table: greener is lower `value`, the best cell starred, failed cells marked."""
-    finite = table.where(~failed).stack()
-    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
-    best = finite.idxmin() if len(finite) else None
-    console.print(f"{value} by {table.index.name} (rows) × {table.columns.name} (columns); "
-                  "★ best, bold: best in its row, ✗ diverged or failed")
-    view = Table()
-    view.add_column(table.index.name, no_wrap=True, min_width=len(str(table.index.name)))
-    for column in table.columns:
-        view.add_column(_plain(column), justify="right", no_wrap=True, min_width=len(_plain(column)))
-    for row_key in table.index:
-        cells = []
-        row_values = table.loc[row_key].where(~failed.loc[row_key])
-        row_best = row_values.idxmin() if row_values.notna().any() else None
-        for column in table.columns:
-            number = table.loc[row_key, column]
-            if failed.loc[row_key, column]:
-                cells.append("[white on red] ✗ [/]")
-            elif number != number:  # NaN: no run at this point
-                cells.append("[dim]·[/]")
-            else:
-                star = "★ " if (row_key, column) == best else ""
-                weight = "bold " if column == row_best else ""
-                cells.append(f"[{weight}black on {_heat(number, low, high)}] {star}{number:.4f} [/]")
-        view.add_row(_plain(row_key), *cells)
-    console.print(view)
-
-
-def print_curves(curves, labels: dict[str, str], rows: int = 12) -> None:
-    """Train / test error per epoch, one column per run, at most `rows` epochs (evenly spread)."""
-    epochs = sorted(curves["epoch"].unique())
-    if len(epochs) > rows:
-        step = (len(epochs) - 1) / (rows - 1)
-        epochs = sorted({epochs[round(i * step)] for i in range(rows)})
-    view = Table(title="train / test error per epoch", title_justify="left")
-    view.add_column("epoch", justify="right")
-    for run_id in labels:
-        view.add_column(labels[run_id], justify="right")
-    indexed = curves.set_index(["run_id", "epoch"])
-    for epoch in epochs:
-        cells = []
-        for run_id in labels:
-            if (run_id, epoch) in indexed.index:
-                point = indexed.loc[(run_id, epoch)]
-                cells.append(f"{point['train_error']:.4f} / {point['test_error']:.4f}")
-            else:
-                cells.append("")
-        view.add_row(str(int(epoch)), *cells)
-    console.print(view)
-
-
-def format_table(table, fmt: str) -> str:
-    """The table as csv, markdown or json text, for scripts and documents."""
-    if fmt == "csv":
-        return table.to_csv(index=False)
-    if fmt == "json":
-        return table.to_json(orient="records", indent=2)
-    header = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    lines = ["| " + " | ".join(_plain(value) for value in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *lines]) + "\n"
-
-
-def _heat(value: float, low: float, high: float) -> str:
-    """Green at the lowest value, through yellow, to red at the highest."""
-    t = 0.0 if high <= low else (value - low) / (high - low)
-    red, green = (int(255 * min(1.0, 2 * t)), int(255 * min(1.0, 2 * (1 - t))))
-    return f"rgb({max(red, 60)},{max(green, 60)},60)"
-
-
-def _mean_std(mean: Any, std: Any) -> str:
-    if mean is None or mean != mean:
-        return "-"
-    return f"{_number(mean)} ±{_number(std, 3)}" if std is not None and std == std else _number(mean)
-
-
-def _plain(value: Any) -> str:
+def value_text(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, float) and value != value:
@@ -309,8 +197,8 @@ def print_lr_find(result, run_dir: str, plot) -> None:
     for column in ("step", "lr", "loss", "smoothed", "accuracy"):
         table.add_column(column, justify="right")
     for row in rows[:: max(1, len(rows) // 10)]:
-        table.add_row(str(row["step"]), f"{row['lr']:.3g}", _number(row["loss"]), _number(row["smoothed_loss"]),
-                      _number(row["accuracy"]))
+        table.add_row(str(row["step"]), f"{row['lr']:.3g}", number_text(row["loss"]), number_text(row["smoothed_loss"]),
+                      number_text(row["accuracy"]))
     console.print(table)
     if result.stopped_early:
         console.print(f"stopped after {len(rows)} steps: the loss blew up")
@@ -322,19 +210,6 @@ def print_lr_find(result, run_dir: str, plot) -> None:
         console.print(f"triangular schedule: max_lr {cycle['max_lr']:.3g} (a third of the lr at the lowest loss, "
                       f"{cycle['lowest_loss_lr']:.3g}), base_lr {cycle['base_lr']:.3g} (max_lr / 4)")
     console.print(f"wrote {run_dir}/lr_find.csv" + (f" and {plot}" if plot else ""), soft_wrap=True)
-
-
-def print_update_noise(noise, labels: dict[str, str]) -> None:
-    """Per run: how many updates, how long, where the loss ended, and how noisy each update was."""
-    table = Table(title="per-update training loss", title_justify="left")
-    for column in ("run", "updates", "seconds", "final batch loss", "loss noise (std of change per update)"):
-        table.add_column(column, justify="left" if column == "run" else "right")
-    indexed = noise.set_index("run_id")
-    for run_id, label in labels.items():
-        row = indexed.loc[run_id]
-        table.add_row(label, str(int(row["updates"])), f"{row['seconds']:.2f}", _number(row["final_batch_loss"]),
-                      _number(row["loss_noise"]))
-    console.print(table)
 
 
 # ---- bias-variance -------------------------------------------------------------------------------
@@ -365,11 +240,11 @@ def print_bias_variance(rows: list[dict[str, Any]], keys: list[str], incomplete:
         for column in columns:
             table.add_column(column, justify="left" if column in keys else "right")
         for row in members:
-            cells = [_plain(row[key]) for key in keys]
-            cells += [_number(row[key]) for key in ("risk", "bias2", "variance")]
-            cells += [_number(row[key]) for key in ("variance_sampling", "variance_optimization")] if split else []
-            cells += [_number(row["noise"])] if noise else []
-            cells += [_number(row["bayes_error"])] if "Bayes" in columns else []
+            cells = [value_text(row[key]) for key in keys]
+            cells += [number_text(row[key]) for key in ("risk", "bias2", "variance")]
+            cells += [number_text(row[key]) for key in ("variance_sampling", "variance_optimization")] if split else []
+            cells += [number_text(row["noise"])] if noise else []
+            cells += [number_text(row["bayes_error"])] if "Bayes" in columns else []
             table.add_row(*cells)
         console.print(table)
     if rows:
@@ -392,17 +267,3 @@ def print_loss_table(classes: list[str], target: list[float], rows: list[dict[st
         table.add_row(row["prediction"], f"{row['H(p)']:.3f}", f"{row['KL(p||q)']:.3f}", f"{row['H(p,q)']:.3f}",
                       f"{row['H(q,p)']:.3f}" if row["H(q,p)"] != float("inf") else "inf")
     console.print(table)
-
-
-def print_what_if(table, patience: int, metric: str) -> None:
-    """Early stopping replayed on logged curves: where it would stop, what it would keep."""
-    console.print(f"early stopping with patience {patience} on {metric}, replayed on the logged epochs")
-    view = Table()
-    for column in ("run", "stops at", "restores", "test error there", "last epoch", "test error at last",
-                   "epochs saved"):
-        view.add_column(column, justify="left" if column == "run" else "right")
-    for _, row in table.iterrows():
-        stopped = "-" if row["stopped_at"] is None or row["stopped_at"] != row["stopped_at"] else str(int(row["stopped_at"]))
-        view.add_row(str(row["run"]), stopped, str(int(row["restored_epoch"])), _number(row["test_error_restored"]),
-                     str(int(row["last_epoch"])), _number(row["test_error_last"]), str(int(row["epochs_saved"])))
-    console.print(view)
