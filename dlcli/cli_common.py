@@ -10,7 +10,8 @@ from dlcli.errors import UserError
 
 app = typer.Typer(
     name="dlcli",
-    help="Train and evaluate small PyTorch models from YAML, train and test error side by side: how do we know a model is good?",
+    help="Train, sweep and compare small PyTorch models from YAML, train and test error side by side: "
+         "how do we know a model is good?",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
