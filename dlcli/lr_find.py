@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from dlcli import losses
+from dlcli.errors import UserError
 from dlcli.loop import epoch_batches, to_device
 from dlcli.optimizers import build_optimizer
 from dlcli.schedules import batch_size_at
@@ -37,6 +38,8 @@ class LrFindResult:
 def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 10.0,
                   steps: int = 200) -> LrFindResult:
     """Train from the initial weights while lr = min·(max/min)^(k/(steps−1)); nothing is written."""
+    if experiment.optim.name == "lstsq":
+        raise UserError("optim.name: lstsq solves without a learning rate; lr-find needs sgd, adam or adamw")
     prepared = prepare(experiment)
     model, split = prepared.model, to_device(prepared.dataset, prepared.device)
     x, y = split["x_train"], split["y_train"]

@@ -191,6 +191,8 @@ def estimate_seconds(experiment: Experiment, probe_steps: int = 20) -> float:
     run_plan = schedules.plan(experiment.optim, max(1, experiment.train.epochs), n)
     size = run_plan.batch_sizes[0]
     probe = min(probe_steps, run_plan.steps_per_epoch[0])
+    if experiment.optim.name == "lstsq":  # one solve on all the data is the whole run
+        size, probe, run_plan = n, 1, schedules.Plan((n,), (1,))
     probe_data = replace(prepared.dataset, x_train=prepared.dataset.x_train[: probe * size],
                          y_train=prepared.dataset.y_train[: probe * size])
     probe_plan = schedules.plan(experiment.optim, 1, probe * size)
