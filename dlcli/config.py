@@ -304,6 +304,8 @@ def _least_squares_problems(experiment: Experiment) -> list[tuple[str, str]]:
     for key in ("l1", "weight_decay"):
         if getattr(experiment.regularization, key) > 0:
             problems.append((f"regularization.{key}", "not available with lstsq (l2 gives ridge regression)"))
+    if experiment.train.compile:
+        problems.append(("train.compile", "lstsq makes no gradient steps to compile"))
     return problems
 
 

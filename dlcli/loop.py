@@ -5,6 +5,7 @@ so an epoch runs without synchronising (the caller reads its results once).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -46,13 +47,16 @@ def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experimen
     lrs = [lr_at(experiment.optim, run_plan, first_step + i) for i in range(len(batches))]
     batch_losses = torch.empty(len(batches), device=x.device)
     times = []
+    bf16 = experiment.train.precision == "bf16"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     model.train()
     for i, indices in enumerate(batches):
         indices = indices.to(x.device)
         for group in optimizer.param_groups:
             group["lr"] = lrs[i]
         inputs = x[indices] if augment is None else augment(x[indices])
-        data_loss = loss_fn(model(inputs), y[indices]).mean()
+        with autocast:
+            data_loss = loss_fn(model(inputs), y[indices]).float().mean()
         objective = data_loss + losses.penalty(model.parameters(), l1, l2) if (l1 or l2) else data_loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()

@@ -203,6 +203,8 @@ class TrainConfig(Section):
     epochs: Annotated[Integer, Field(ge=0)] = 20  # passes over the training set
     log_steps: bool = False  # also write steps.csv: one row per update
     val_fraction: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # held out of the training set for validation
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast the forward pass to bfloat16 (CUDA only)
+    compile: bool = False  # torch.compile the model: a fixed start-up cost that only long runs repay
 
 
 class Experiment(Section):

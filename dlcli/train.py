@@ -67,6 +67,9 @@ def prepare(experiment: Experiment) -> Prepared:
     device = resolve_device(experiment.device)
     dataset = hold_out(load_dataset(experiment.data, experiment.seed), experiment.train.val_fraction, experiment.seed)
     problems = losses.loss_problems(experiment.loss, dataset.task, dataset.num_classes, experiment.data.name)
+    if experiment.train.precision == "bf16" and device.type != "cuda":
+        problems.append(f"train.precision: bf16 autocast needs a CUDA device, and this run is on {device.type} "
+                        "(allowed here: fp32)")
     if experiment.data.augment.shift > 0 and dataset.kind == "tabular":
         problems.append(f"data.augment.shift: shifts signals and images; {experiment.data.name} is a table")
     if dataset.task == "regression" and experiment.data.label_noise > 0:
@@ -120,6 +123,8 @@ def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) ->
     log = MetricsLog(run_dir / "metrics.csv", metric_columns("x_val" in split))
     steps_log = MetricsLog(run_dir / "steps.csv", STEP_COLUMNS) if experiment.train.log_steps else None
     stopper = EarlyStopper(experiment.regularization.early_stopping)
+    # The compiled module shares the model's parameters; snapshots keep the plain model's key names.
+    forward = torch.compile(model) if experiment.train.compile else model
     started = time.perf_counter()
     rows, snapshot, step, status, message = [], None, 0, "completed", None
     lr = schedules.lr_at(experiment.optim, run_plan, 0) if run_plan.total_steps else experiment.optim.lr
@@ -127,11 +132,11 @@ def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) ->
         for epoch in range(experiment.train.epochs + 1):  # epoch 0 measures the initial model
             updates = None
             if epoch > 0:
-                updates = train_epoch(model, optimizer, split, experiment, generator, run_plan, epoch, augment)
+                updates = train_epoch(forward, optimizer, split, experiment, generator, run_plan, epoch, augment)
                 if steps_log:
                     steps_log.append_many(_step_rows(updates, epoch, step, started))
                 step, lr = step + len(updates.lrs), updates.lrs[-1]
-            measured = measure(model, split, experiment.loss, updates.batch_losses.sum() if updates else None)
+            measured = measure(forward, split, experiment.loss, updates.batch_losses.sum() if updates else None)
             if measured is None:
                 status, message = "diverged", _divergence_message(epoch, experiment)
                 break
