@@ -1,7 +1,7 @@
 """Benchmark (a): `dlcli train` against a minimal hand-written loop doing the same work, as whole
 processes (imports, data generation, training, evaluation), alternating A B A B to share the noise.
 
-Run: python benchmarks/train_vs_loop.py [--repeats 5]
+Run: python benchmarks/train_vs_loop.py [--repeats 5] [--device cpu|cuda]
 """
 import argparse
 import statistics
@@ -23,10 +23,13 @@ def timed(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--device", default="cpu")
+    arguments = parser.parse_args()
+    repeats, device = arguments.repeats, arguments.device
     with tempfile.TemporaryDirectory() as out:
-        dlcli = [sys.executable, "-m", "dlcli", "train", str(HERE / "train_loop.yaml"), "--out", out]
-        loop = [sys.executable, str(HERE / "hand_loop.py")]
+        dlcli = [sys.executable, "-m", "dlcli", "train", str(HERE / "train_loop.yaml"), "--out", out,
+                 "--device", device]
+        loop = [sys.executable, str(HERE / "hand_loop.py"), device]
         timed(dlcli), timed(loop)  # warm the file cache
         pairs = [(timed(dlcli), timed(loop)) for _ in range(repeats)]
     a, b = [p[0] for p in pairs], [p[1] for p in pairs]

@@ -1,6 +1,7 @@
 """Shared helpers: tiny experiments that train in well under a second on 2 CPU cores."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ def tiny_config(**sections) -> dict:
     config = {
         "name": "tiny",
         "seed": 0,
-        "device": "cpu",
+        "device": os.environ.get("DLCLI_TEST_DEVICE", "cpu"),  # benchmarks/gpu_check.sh sets cuda
         "data": {"name": "gaussians", "n_train": 100, "n_test": 100,
                  "params": {"classes": 2, "dim": 2, "separation": 2.0, "sigma": 1.0}},
         "model": {"name": "mlp", "hidden": [8]},
