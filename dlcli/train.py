@@ -42,7 +42,7 @@ class Prepared:
 @dataclass
 class RunResult:
     run_dir: Path
-    status: str  # completed | diverged | interrupted
+    status: str  # completed | early_stopped | diverged | interrupted (failed runs raise)
     summary: dict[str, Any]
 
 
