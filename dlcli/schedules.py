@@ -6,6 +6,7 @@ that every schedule is a plain function of the global step.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -31,27 +32,27 @@ class Plan:
 
     batch_sizes: tuple[int, ...]  # per epoch
     steps_per_epoch: tuple[int, ...]
+    epoch_starts: tuple[int, ...] = ()  # steps made before each epoch; filled in by __post_init__
+
+    def __post_init__(self) -> None:
+        # Computed once: lr_at runs every update, and must not rebuild this each time.
+        starts = tuple(itertools.accumulate(self.steps_per_epoch, initial=0))
+        object.__setattr__(self, "epoch_starts", starts[:-1])
+        object.__setattr__(self, "_total", starts[-1])
 
     @property
     def total_steps(self) -> int:
-        return sum(self.steps_per_epoch)
+        return self._total
 
     def epoch_of(self, step: int) -> int:
         """The (1-based) epoch in which the update with this 0-based index is made."""
-        starts = self.epoch_starts
-        return max(1, bisect.bisect_right(starts, step))
-
-    @property
-    def epoch_starts(self) -> list[int]:
-        starts, total = [], 0
-        for steps in self.steps_per_epoch:
-            starts.append(total)
-            total += steps
-        return starts
+        return max(1, bisect.bisect_right(self.epoch_starts, step))
 
     def steps_before(self, epoch: int) -> int:
         """Updates made in the epochs before this (1-based) one."""
-        return sum(self.steps_per_epoch[: max(0, epoch - 1)])
+        if epoch - 1 >= len(self.epoch_starts):
+            return self._total
+        return self.epoch_starts[max(0, epoch - 1)]
 
 
 def plan(optim: OptimConfig, epochs: int, n: int) -> Plan:
