@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 
@@ -38,3 +41,31 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on 2 busy cores: a second thread per op (torch or BLAS) costs far more than it saves."""
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(threads)
+
+
+def text(stream: str) -> str:
+    """Output without terminal colour codes."""
+    return ANSI.sub("", stream)
+
+
+def assert_no_traceback(result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+def line_with(lines: list[str], *fragments: str) -> str:
+    found = [line for line in lines if all(fragment in line for fragment in fragments)]
+    assert found, f"no line with all of {fragments!r} in:\n" + "\n".join(lines)
+    return found[0]

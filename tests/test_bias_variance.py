@@ -13,25 +13,17 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import tiny_config
+from conftest import text, tiny_config
 from dlcli.bias_variance import cross_entropy, load_study, run_study, squared_error, zero_one
 from dlcli.cli import app
 from dlcli.data import load_dataset
 
 runner = CliRunner()
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WIDE = {"COLUMNS": "300"}
 CSV_COLUMNS = ["decomposition", "risk", "bias2", "variance", "variance_sampling", "variance_optimization", "noise",
                "bayes_error", "trials", "seeds", "split", "n_test"]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # These models are tiny: on 2 busy cores, handing each op to a second thread costs more than it saves.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_yaml(folder: Path, config: dict, name: str = "experiment.yaml") -> Path:
@@ -270,7 +262,7 @@ def test_the_command_end_to_end_and_resumed(tmp_path):
     args = ["bias-variance", config, "--trials", "2", "--seeds", "2", "--grid", "model.hidden=[2],[4]", "--out", out]
     first = invoke(*args, "--plot", figure)
     assert first.exit_code == 0, first.output
-    stdout = ANSI.sub("", first.stdout)
+    stdout = text(first.stdout)
     assert "bias²" in stdout and "sampling" in stdout and "optimization" in stdout, stdout
     columns, rows = read_csv(out / "cli" / "bias_variance.csv")
     assert columns == ["model.hidden", *CSV_COLUMNS]
@@ -282,7 +274,7 @@ def test_the_command_end_to_end_and_resumed(tmp_path):
 
     again = invoke(*args)
     assert again.exit_code == 0, again.output
-    assert "8 already done" in ANSI.sub("", again.stdout)
+    assert "8 already done" in text(again.stdout)
     assert run_times(out / "cli") == runs  # no run trained again
     assert read_csv(out / "cli" / "bias_variance.csv") == (columns, rows)
 
@@ -298,7 +290,7 @@ def test_bad_requests_exit_2_and_write_nothing(tmp_path, extra, message):
     out = tmp_path / "out"
     result = invoke("bias-variance", config, *extra, "--out", out)
     assert result.exit_code == 2, result.output
-    lines = [line for line in ANSI.sub("", result.stderr).splitlines() if line.strip()]
+    lines = [line for line in text(result.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
     assert "Traceback" not in result.output and not out.exists()
 
@@ -308,11 +300,11 @@ def test_fresh_draws_of_a_fixed_data_set_exit_2(tmp_path):
     out = tmp_path / "out"
     result = invoke("bias-variance", config, "--trials", "2", "--split", "fresh", "--out", out)
     assert result.exit_code == 2, result.output
-    assert "fresh" in ANSI.sub("", result.stderr) and "digits" in ANSI.sub("", result.stderr)
+    assert "fresh" in text(result.stderr) and "digits" in text(result.stderr)
     assert not out.exists()
 
 
 def test_help_has_an_example():
     result = invoke("bias-variance", "--help")
     assert result.exit_code == 0, result.output
-    assert re.search(r"Example:\s+dlcli bias-variance configs/\S+\.yaml", ANSI.sub("", result.stdout)), result.stdout
+    assert re.search(r"Example:\s+dlcli bias-variance configs/\S+\.yaml", text(result.stdout)), result.stdout

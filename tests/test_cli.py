@@ -14,12 +14,11 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, tiny_config
+from conftest import REPO, assert_no_traceback, line_with, text, tiny_config
 from dlcli.cli import app
 from dlcli.config import load_experiment
 
 runner = CliRunner()
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 METRIC_COLUMNS = {"epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds"}
 
 
@@ -28,15 +27,6 @@ METRIC_COLUMNS = {"epoch", "step", "lr", "train_loss", "train_error", "test_loss
 
 def invoke(*args):
     return runner.invoke(app, [str(arg) for arg in args])
-
-
-def text(stream: str) -> str:
-    return ANSI.sub("", stream)
-
-
-def assert_no_traceback(result) -> None:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
 
 
 def assert_nothing_written(out: Path) -> None:
@@ -53,12 +43,6 @@ def user_error(result, out: Path | None = None) -> list[str]:
     lines = [line for line in text(result.stderr).splitlines() if line.strip()]
     assert lines, "no message on stderr"
     return lines
-
-
-def line_with(lines: list[str], *fragments: str) -> str:
-    found = [line for line in lines if all(fragment in line for fragment in fragments)]
-    assert found, f"no line with all of {fragments!r} in:\n" + "\n".join(lines)
-    return found[0]
 
 
 def train_bad(write_config, tmp_path, config, *extra) -> tuple[Path, list[str]]:

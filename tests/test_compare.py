@@ -15,11 +15,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, tiny_config
+from conftest import REPO, text, tiny_config
 from dlcli.cli import app
 
 runner = CliRunner()
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WIDE = {"COLUMNS": "500"}  # wide enough that no table cell is cut or wrapped
 
 BATCH_SIZES = [16, 32]
@@ -34,10 +33,6 @@ KEYS = ["optim.batch_size", "optim.lr"]
 
 def invoke(*args):
     return runner.invoke(app, [str(arg) for arg in args], env=WIDE)
-
-
-def text(stream: str) -> str:
-    return ANSI.sub("", stream)
 
 
 def ok(result) -> str:

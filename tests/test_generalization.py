@@ -28,17 +28,7 @@ from dlcli.train import train
 
 runner = CliRunner()
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two busy cores: one torch (and NumPy BLAS) thread is many times faster than two fighting ones."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- helpers -------------------------------------------------------------------------------------

@@ -9,13 +9,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch
-import yaml
 from typer.testing import CliRunner
 
-from conftest import CONFIGS, tiny_config
+from conftest import CONFIGS, text, tiny_config
 from dlcli.cli import app
 from dlcli.compare import load_runs, read_curves, update_noise
 from dlcli.config import experiment_from_dict, load_experiment
@@ -28,17 +25,9 @@ from dlcli.sweep import load_sweep
 from dlcli.train import train
 
 runner = CliRunner()
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models train far faster on one thread (two threads make each batch-32 backward ~25 ms here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -46,10 +35,6 @@ def one_thread():
 
 def invoke(*args):
     return runner.invoke(app, [str(arg) for arg in args])
-
-
-def text(stream: str) -> str:
-    return ANSI.sub("", stream)
 
 
 def read_steps(run_dir: Path) -> list[dict[str, float]]:

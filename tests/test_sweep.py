@@ -20,14 +20,13 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import tiny_config
+from conftest import assert_no_traceback, line_with, text, tiny_config
 from dlcli.cli import app
 from dlcli.config import load_experiment
 from dlcli.errors import UserError
 from dlcli.sweep import load_sweep, parse_values
 
 runner = CliRunner()
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WIDE = {"COLUMNS": "300"}  # no wrapping of the lines we read back
 RUN_FILES = {"config.yaml", "metrics.csv", "summary.json", "model.pt"}
 RESULT_COLUMNS = ["train_loss", "train_error", "test_loss", "test_error", "gap", "best_test_error",
@@ -39,15 +38,6 @@ RESULT_COLUMNS = ["train_loss", "train_error", "test_loss", "test_error", "gap",
 
 def invoke(*args):
     return runner.invoke(app, [str(arg) for arg in args], env=WIDE)
-
-
-def text(stream: str) -> str:
-    return ANSI.sub("", stream)
-
-
-def assert_no_traceback(result) -> None:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
 
 
 def succeeded(result) -> str:
@@ -64,12 +54,6 @@ def user_error(result, out: Path) -> list[str]:
     lines = [line for line in text(result.stderr).splitlines() if line.strip()]
     assert lines, "no message on stderr"
     return lines
-
-
-def line_with(lines: list[str], *fragments: str) -> str:
-    found = [line for line in lines if all(fragment in line for fragment in fragments)]
-    assert found, f"no line with all of {fragments!r} in:\n" + "\n".join(lines)
-    return found[0]
 
 
 def write_yaml(folder: Path, config: dict, name: str = "experiment.yaml") -> Path:
