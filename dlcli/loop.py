@@ -42,16 +42,15 @@ def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experimen
     x, y = split["x_train"], split["y_train"]
     if isinstance(optimizer, LeastSquares):
         return _least_squares_epoch(model, optimizer, x, y, experiment)
-    batches = epoch_batches(len(x), run_plan.batch_sizes[epoch - 1], experiment.optim.batch_order, generator)
+    batches = epoch_batches(len(x), run_plan.batch_sizes[epoch - 1], experiment.optim.batch_order, generator,
+                            x.device)
     first_step = run_plan.steps_before(epoch)
     lrs = [lr_at(experiment.optim, run_plan, first_step + i) for i in range(len(batches))]
-    batch_losses = torch.empty(len(batches), device=x.device)
-    times = []
+    batch_losses, times = [], []
     bf16 = experiment.train.precision == "bf16"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     model.train()
     for i, indices in enumerate(batches):
-        indices = indices.to(x.device)
         for group in optimizer.param_groups:
             group["lr"] = lrs[i]
         inputs = x[indices] if augment is None else augment(x[indices])
@@ -61,9 +60,9 @@ def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experimen
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()
-        batch_losses[i] = data_loss.detach()
+        batch_losses.append(data_loss.detach())  # stays on the device: no synchronisation per step
         times.append(time.perf_counter())
-    return EpochUpdates(batch_losses, lrs, [len(indices) for indices in batches], times)
+    return EpochUpdates(torch.stack(batch_losses), lrs, [len(indices) for indices in batches], times)
 
 
 def make_augment(config: Augment, kind: str, device: torch.device, seed: int) -> Callable[[Tensor], Tensor] | None:
@@ -112,19 +111,22 @@ def _least_squares_epoch(model: nn.Module, optimizer: LeastSquares, x: Tensor, y
     return EpochUpdates(loss, [optimizer.param_groups[0]["lr"]], [len(x)], [time.perf_counter()])
 
 
-def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Generator | None = None) -> list[Tensor]:
+def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Generator | None = None,
+                  device: torch.device | None = None) -> list[Tensor]:
     """The index batches of one epoch: ceil(n / batch_size) of them, every sample once.
 
     shuffle: a fresh random permutation each epoch; sequential: 0, 1, 2, ...; in both the last batch
     keeps the remainder. stride: batch k takes samples k, k+s, k+2s, ... with s the number of batches,
     so each batch spans the whole data set with a fixed step (sizes differ by at most one).
+    The order is drawn on the CPU (its generator lives there) and sent to `device` in one copy.
     """
     size = n if batch_size == "full" else min(int(batch_size), n)
     count = -(-n // size)  # batches per epoch
     if order == "stride":
-        return [torch.arange(start, n, count) for start in range(count)]
+        strides = [torch.arange(start, n, count) for start in range(count)]
+        return list(torch.cat(strides).to(device).split([len(stride) for stride in strides]))
     permutation = torch.randperm(n, generator=generator) if order == "shuffle" else torch.arange(n)
-    return list(permutation.split(size))
+    return list(permutation.to(device).split(size))
 
 
 @torch.inference_mode()

@@ -53,8 +53,8 @@ def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 
     model.train()
     for step in range(steps):
         if not batches:
-            batches = epoch_batches(len(x), size, experiment.optim.batch_order, generator)
-        indices = batches.pop(0).to(x.device)
+            batches = epoch_batches(len(x), size, experiment.optim.batch_order, generator, x.device)
+        indices = batches.pop(0)
         lr = min_lr * (max_lr / min_lr) ** (step / max(1, steps - 1))
         for group in optimizer.param_groups:
             group["lr"] = lr
