@@ -214,11 +214,14 @@ def load_study(config_path: str | Path, trials: int, seeds: int | None = None, g
 
 
 def run_study(study: Study, out_root: str | Path, on_result: Callable | None = None,
-              on_skipped: Callable | None = None) -> StudyResult:
-    """Train what is not finished on disk, decompose every grid point, write bias_variance.csv."""
+              on_skipped: Callable | None = None, vectorize: bool = True,
+              on_note: Callable | None = None) -> StudyResult:
+    """Train what is not finished on disk (the training sets and seeds of a grid point as one stacked
+    model, with `vectorize`), decompose every grid point, write bias_variance.csv."""
     from dlcli.runner import run_sweep
 
-    result = run_sweep(study.sweep, out_root, on_result=on_result, on_skipped=on_skipped)
+    result = run_sweep(study.sweep, out_root, on_result=on_result, on_skipped=on_skipped, vectorize=vectorize,
+                       on_note=on_note)
     rows, incomplete = [], []
     for label, indices in grid_points(study).items():
         statuses = [result.rows[i]["status"] for i in indices]

@@ -30,13 +30,15 @@ def bias_variance(
                              "OUT/<name>/."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write risk, bias² and variance against the "
                                         "grid (PNG).", show_default=False),
+    vectorize: bool = typer.Option(True, "--vectorize/--no-vectorize", help="Train a grid point's training "
+                                   "sets and seeds together as one stacked model (same numbers, faster)."),
 ) -> None:
     """Decompose the test risk into bias², variance (sampling + optimization) and noise; resumable.
 
     Example: dlcli bias-variance configs/bias_variance.yaml --trials 8 --seeds 2 --grid model.hidden=[2],[8],[32],[128,128]
     """
     from dlcli.bias_variance import load_study, run_study
-    from dlcli.render import print_bias_variance, print_sweep_result, sweep_progress
+    from dlcli.render import print_bias_variance, print_note, print_sweep_result, sweep_progress
     from dlcli.results import check_output_root
     from dlcli.runner import check_points, sweep_dir_of
 
@@ -48,7 +50,8 @@ def bias_variance(
     check_points(study.sweep)
     with sweep_progress(len(study.sweep.points)) as progress:
         try:
-            result = run_study(study, out, on_result=progress.finished, on_skipped=progress.skipped)
+            result = run_study(study, out, on_result=progress.finished, on_skipped=progress.skipped,
+                               vectorize=vectorize, on_note=print_note)
         except KeyboardInterrupt:
             result = None
     if result is None:

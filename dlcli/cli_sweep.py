@@ -28,12 +28,15 @@ def sweep(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, as ray.init takes it "
                                           "(default: start a local Ray instance)."),
     gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", min=0, help="GPUs per Ray task."),
+    vectorize: bool = typer.Option(True, "--vectorize/--no-vectorize", help="Train points that differ only in "
+                                   "seed, lr, momentum, decay, L1/L2, dropout rate or data draw together as "
+                                   "one stacked model (same numbers, same files, much faster for small models)."),
 ) -> None:
     """Train every point of a grid; resumable: run it again to finish what is missing.
 
     Example: dlcli sweep configs/batch_lr_grid.yaml --grid optim.lr=log(0.01,1,5) --seeds 3 --workers 2
     """
-    from dlcli.render import print_dry_run, print_sweep_result, sweep_progress
+    from dlcli.render import print_dry_run, print_note, print_sweep_result, sweep_progress
     from dlcli.results import check_output_root
     from dlcli.runner import check_backend, check_points, run_sweep, sweep_dir_of
     from dlcli.sweep import load_sweep
@@ -49,7 +52,8 @@ def sweep(
     with sweep_progress(len(spec.points)) as progress:
         try:
             result = run_sweep(spec, out, workers, backend, address, gpus_per_run,
-                               on_result=progress.finished, on_skipped=progress.skipped)
+                               on_result=progress.finished, on_skipped=progress.skipped, vectorize=vectorize,
+                               on_note=print_note)
         except KeyboardInterrupt:
             result = None
     if result is None:

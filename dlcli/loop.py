@@ -1,68 +1,77 @@
-"""The inner loop: one epoch of updates, and measuring loss and error on whole splits.
+"""The inner loop: one epoch of updates, and measuring loss and error on whole splits, for M models
+at once (a stack, or M = 1: the plain path). Every tensor has a leading model dimension.
 
 Data lives on the device; batches index a permutation; nothing here reads a value back to the host,
 so an epoch runs without synchronising (the caller reads its results once).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Union
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from dlcli import losses
 from dlcli.data import Dataset
-from dlcli.optimizers import LeastSquares
 from dlcli.schedules import Plan, lr_at
 from dlcli.schema import Augment, Experiment
+
+if TYPE_CHECKING:
+    from dlcli.stack import ModelStack, OneModel
+
+Models = Union["OneModel", "ModelStack"]
 
 EVAL_BATCH = 8192  # samples per forward pass when measuring a whole split
 
 
 @dataclass
 class EpochUpdates:
-    """What one epoch's updates did: batch losses (on the device), their lr, size and end time."""
+    """What one epoch's updates did: batch losses [steps, M] (on the device), each model's lrs, the
+    batch sizes and the end time of each update."""
 
     batch_losses: Tensor
-    lrs: list[float]
+    lrs: list[list[float]]  # per model, per update
     batch_sizes: list[int]
     times: list[float]  # time.perf_counter() after each update
 
 
-def train_epoch(model: nn.Module, optimizer, split: dict[str, Tensor], experiment: Experiment,
-                generator: torch.Generator, run_plan: Plan, epoch: int,
-                augment: Callable[[Tensor], Tensor] | None = None) -> EpochUpdates:
-    """One pass over the training set with the epoch's batch size and the lr schedule."""
-    loss_fn = losses.LOSSES[experiment.loss]
-    l1, l2 = experiment.regularization.l1, experiment.regularization.l2
-    x, y = split["x_train"], split["y_train"]
-    if isinstance(optimizer, LeastSquares):
-        return _least_squares_epoch(model, optimizer, x, y, experiment)
-    batches = epoch_batches(len(x), run_plan.batch_sizes[epoch - 1], experiment.optim.batch_order, generator,
-                            x.device)
+def train_epoch(models: Models, split: dict[str, Tensor], experiments: list[Experiment],
+                generators: list[torch.Generator], run_plan: Plan, epoch: int,
+                augments: list[Callable[[Tensor], Tensor]] | None = None) -> EpochUpdates:
+    """One pass over each model's training set with the epoch's batch size and each model's lr."""
+    lead = experiments[0]  # loss, batch size and batch order are the same for every model of a stack
+    x, y = split["x_train"], split["y_train"]  # [M, n, ...]
+    if models.least_squares:
+        return _least_squares_epoch(models, x[0], y[0], lead)
+    batches = stacked_batches(x.shape[1], run_plan.batch_sizes[epoch - 1], lead.optim.batch_order, generators,
+                              x.device)
     first_step = run_plan.steps_before(epoch)
-    lrs = [lr_at(experiment.optim, run_plan, first_step + i) for i in range(len(batches))]
+    lrs = [[lr_at(experiment.optim, run_plan, first_step + i) for i in range(len(batches))]
+           for experiment in experiments]
+    loss_fn = losses.LOSSES[lead.loss]
+    models.start_epoch(lrs)
     batch_losses, times = [], []
-    bf16 = experiment.train.precision == "bf16"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    model.train()
     for i, indices in enumerate(batches):
-        for group in optimizer.param_groups:
-            group["lr"] = lrs[i]
-        inputs = x[indices] if augment is None else augment(x[indices])
-        with autocast:
-            data_loss = loss_fn(model(inputs), y[indices]).float().mean()
-        objective = data_loss + losses.penalty(model.parameters(), l1, l2) if (l1 or l2) else data_loss
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        optimizer.step()
+        inputs, targets = _gather(x, indices), _gather(y, indices)
+        if augments is not None:
+            inputs = torch.stack([augment(batch) for augment, batch in zip(augments, inputs)])
+        data_loss = models.data_loss(loss_fn, inputs, targets)
+        models.step(data_loss, i)
         batch_losses.append(data_loss.detach())  # stays on the device: no synchronisation per step
         times.append(time.perf_counter())
-    return EpochUpdates(torch.stack(batch_losses), lrs, [len(indices) for indices in batches], times)
+    return EpochUpdates(torch.stack(batch_losses), lrs, [indices.shape[1] for indices in batches], times)
+
+
+def _gather(data: Tensor, indices: Tensor) -> Tensor:
+    """Each model's batch: data [M, n, ...] at indices [M, B] → [M, B, ...]."""
+    if len(data) == 1:
+        return data[0][indices[0]].unsqueeze(0)
+    rows = torch.arange(len(data), device=data.device).unsqueeze(1)
+    return data[rows, indices]
 
 
 def make_augment(config: Augment, kind: str, device: torch.device, seed: int) -> Callable[[Tensor], Tensor] | None:
@@ -101,14 +110,14 @@ def _shift(batch: Tensor, dim: int, most: int, mode: str, generator: torch.Gener
     return shifted
 
 
-def _least_squares_epoch(model: nn.Module, optimizer: LeastSquares, x: Tensor, y: Tensor,
-                         experiment: Experiment) -> EpochUpdates:
+def _least_squares_epoch(models: OneModel, x: Tensor, y: Tensor, experiment: Experiment) -> EpochUpdates:
     """The whole fit as one update: the exact solution for the read-out."""
+    model, optimizer = models.model, models.optimizer
     targets = losses.one_hot_or_column(y, model(x[:1]).shape[-1])
     optimizer.fit(model, x, targets, experiment.regularization.l2)
     with torch.no_grad():
-        loss = losses.LOSSES[experiment.loss](model(x), y).mean().reshape(1)
-    return EpochUpdates(loss, [optimizer.param_groups[0]["lr"]], [len(x)], [time.perf_counter()])
+        loss = losses.LOSSES[experiment.loss](model(x), y).mean().reshape(1, 1)
+    return EpochUpdates(loss, [[optimizer.param_groups[0]["lr"]]], [len(x)], [time.perf_counter()])
 
 
 def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Generator | None = None,
@@ -120,13 +129,28 @@ def epoch_batches(n: int, batch_size: int | str, order: str, generator: torch.Ge
     so each batch spans the whole data set with a fixed step (sizes differ by at most one).
     The order is drawn on the CPU (its generator lives there) and sent to `device` in one copy.
     """
+    permutation, sizes = _epoch_order(n, batch_size, order, generator)
+    return list(permutation.to(device).split(sizes))
+
+
+def stacked_batches(n: int, batch_size: int | str, order: str, generators: list[torch.Generator],
+                    device: torch.device | None = None) -> list[Tensor]:
+    """`epoch_batches` for M models at once, each with its own generator: [M, B] index batches."""
+    orders = [_epoch_order(n, batch_size, order, generator) for generator in generators]
+    permutations = torch.stack([permutation for permutation, _ in orders])
+    return list(permutations.to(device).split(orders[0][1], dim=1))
+
+
+def _epoch_order(n: int, batch_size: int | str, order: str,
+                 generator: torch.Generator | None) -> tuple[Tensor, list[int]]:
+    """The epoch's sample order and the sizes of the batches it is cut into."""
     size = n if batch_size == "full" else min(int(batch_size), n)
     count = -(-n // size)  # batches per epoch
     if order == "stride":
         strides = [torch.arange(start, n, count) for start in range(count)]
-        return list(torch.cat(strides).to(device).split([len(stride) for stride in strides]))
+        return torch.cat(strides), [len(stride) for stride in strides]
     permutation = torch.randperm(n, generator=generator) if order == "shuffle" else torch.arange(n)
-    return list(permutation.to(device).split(size))
+    return permutation, [size] * (n // size) + ([n % size] if n % size else [])
 
 
 @torch.inference_mode()
@@ -136,35 +160,62 @@ def evaluate_outputs(model: nn.Module, x: Tensor) -> Tensor:
     return torch.cat([model(chunk) for chunk in x.split(EVAL_BATCH)])
 
 
-def measure(model: nn.Module, split: dict[str, Tensor], loss: str,
-             batch_loss_sum: Tensor | None) -> dict[str, float] | None:
-    """Loss and error on every split, and the weight norm; None if any loss (or the epoch's batch
-    losses) is not finite."""
+def measure(models: Models, split: dict[str, Tensor], loss: str,
+            batch_loss_sums: Tensor | None) -> list[dict[str, float] | None]:
+    """Each model's loss and error on every split, and its weight norm; None for a model whose
+    losses (or whose epoch's batch losses) are not finite."""
     names = [name for name in ("train", "test", "val") if f"x_{name}" in split]
     measured, sizes, keys = [], [], []
     for name in names:
-        outputs = evaluate_outputs(model, split[f"x_{name}"])
+        outputs = models.outputs(split[f"x_{name}"])  # [M, N, out]
         targets = split[f"y_{name}"]
-        measured += [losses.LOSSES[loss](outputs, targets).sum(), losses.errors(loss, outputs, targets).sum()]
-        sizes += [len(targets)] * 2
+        flat_outputs, flat_targets = outputs.flatten(0, 1), targets.reshape(-1)
+        measured += [losses.LOSSES[loss](flat_outputs, flat_targets).view(targets.shape[:2]).sum(1),
+                     losses.errors(loss, flat_outputs, flat_targets).view(targets.shape[:2]).sum(1)]
+        sizes += [targets.shape[1]] * 2
         keys += [f"{name}_loss", f"{name}_error"]
-    with torch.no_grad():
-        measured.append(torch.sqrt(sum((p.float() ** 2).sum() for p in model.parameters())))
+    measured.append(models.weight_norms())
     sizes.append(1)
     keys.append("weight_norm")
-    if batch_loss_sum is not None:
-        measured.append(batch_loss_sum)
+    if batch_loss_sums is not None:
+        measured.append(batch_loss_sums)
         sizes.append(1)
     # Sums, not means, on the device: misclassification counts stay exact in float32.
-    values = [total / size for total, size in zip(torch.stack(measured).tolist(), sizes)]  # one read-back
-    if not all(map(math.isfinite, values)):
-        return None
-    return dict(zip(keys, values))
+    table = torch.stack(measured).tolist()  # [quantities][M]: one read-back for every model
+    results = []
+    for m in range(len(table[0])):
+        values = [row[m] / size for row, size in zip(table, sizes)]
+        results.append(dict(zip(keys, values)) if all(map(math.isfinite, values)) else None)
+    return results
 
 
 def to_device(dataset: Dataset, device: torch.device) -> dict[str, Tensor]:
+    return {key: torch.as_tensor(value).to(device) for key, value in _arrays(dataset).items()}
+
+
+def _arrays(dataset: Dataset) -> dict[str, np.ndarray]:
     arrays = {"x_train": dataset.x_train, "y_train": dataset.y_train,
               "x_test": dataset.x_test, "y_test": dataset.y_test}
     if dataset.x_val is not None:
         arrays |= {"x_val": dataset.x_val, "y_val": dataset.y_val}
-    return {key: torch.as_tensor(value).to(device) for key, value in arrays.items()}
+    return arrays
+
+
+def stack_splits(datasets: list[Dataset], device: torch.device) -> dict[str, Tensor]:
+    """The models' splits as [M, n, ...] tensors: one copy expanded when every model has the same
+    array (a shared test set), else each model's own (its training-set draw or label noise)."""
+    splits = [_arrays(dataset) for dataset in datasets]
+    stacked = {}
+    for key, first in splits[0].items():
+        arrays = [split[key] for split in splits]
+        if all(array is first or np.array_equal(array, first) for array in arrays[1:]):
+            tensor = torch.as_tensor(first).to(device)
+            stacked[key] = tensor.unsqueeze(0).expand(len(arrays), *tensor.shape)
+        else:
+            stacked[key] = torch.as_tensor(np.stack(arrays)).to(device)
+    return stacked
+
+
+def select_models(split: dict[str, Tensor], indices: list[int]) -> dict[str, Tensor]:
+    """The split of the models that go on; a shared (expanded) array stays shared."""
+    return {key: value[: len(indices)] if value.stride(0) == 0 else value[indices] for key, value in split.items()}

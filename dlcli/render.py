@@ -138,6 +138,11 @@ def sweep_progress(total: int) -> Iterator[SweepProgress]:
         yield SweepProgress(progress, progress.add_task("sweep", total=total))
 
 
+def print_note(text: str) -> None:
+    """A line about how a sweep runs (what trains stacked, what one by one), said once."""
+    console.print(f"[dim]{text}[/]", soft_wrap=True)
+
+
 def _run_line(row: dict[str, Any]) -> str:
     mark = {"completed": "[green]✓[/]", "early_stopped": "[green]✓ early stopped[/]",
             "diverged": "[red]✗ diverged[/]"}.get(row["status"], f"[red]✗ {row['status']}[/]")

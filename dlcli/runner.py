@@ -24,6 +24,7 @@ import yaml
 
 from dlcli.config import Experiment, config_hash
 from dlcli.errors import UserError
+from dlcli.grouping import plan_groups, shape_of
 from dlcli.results import atomic_write_text, csv_text
 from dlcli.sweep import Sweep, point_problems
 
@@ -54,10 +55,13 @@ def sweep_dir_of(sweep: Sweep, out_root: Path) -> Path:
 def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str = "local",
               address: str | None = None, gpus_per_run: float | None = None,
               on_result: Callable[[dict[str, Any]], None] | None = None,
-              on_skipped: Callable[[int], None] | None = None) -> SweepResult:
+              on_skipped: Callable[[int], None] | None = None, vectorize: bool = True,
+              on_note: Callable[[str], None] | None = None) -> SweepResult:
     """Run every point not already finished on disk; returns one row per point.
 
-    `on_skipped` hears how many points an earlier invocation finished; `on_result` gets each new row.
+    With `vectorize`, points that differ only in per-model values (dlcli.grouping) train together as
+    one stacked model. `on_skipped` hears how many points an earlier invocation finished, `on_note`
+    what was stacked and what trains one by one; `on_result` gets each new row.
     """
     sweep_dir = sweep_dir_of(sweep, Path(out_root))
     run_ids = [config_hash(experiment) for experiment in sweep.experiments]
@@ -71,15 +75,21 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     if on_skipped:
         on_skipped(skipped)
     write_runs_csv(sweep_dir, rows, sweep.spec.keys)
-    pending = [(i, sweep.experiments[i], sweep_dir / run_ids[i]) for i, row in enumerate(rows)
-               if row["status"] not in FINISHED]
-    for index, summary in execute(pending):
-        rows[index] = _row(run_ids[index], sweep.points[index], sweep.experiments[index], summary)
+    pending = [i for i, row in enumerate(rows) if row["status"] not in FINISHED]
+    units, notes = plan_groups([sweep.experiments[i] for i in pending], vectorize)
+    for note in notes:
+        (on_note or (lambda text: None))(note)
+    groups = [[(pending[i], sweep.experiments[pending[i]], sweep_dir / run_ids[pending[i]]) for i in unit]
+              for unit in units]
+    for results in execute(groups):
+        for index, summary in results:
+            rows[index] = _row(run_ids[index], sweep.points[index], sweep.experiments[index], summary)
         write_runs_csv(sweep_dir, rows, sweep.spec.keys)
-        if on_result:
-            on_result(rows[index])
-        if rows[index]["status"] == "interrupted":
-            raise KeyboardInterrupt  # Ctrl-C reached the run first; stop the sweep too
+        for index, _ in results:
+            if on_result:
+                on_result(rows[index])
+        if any(rows[index]["status"] == "interrupted" for index, _ in results):
+            raise KeyboardInterrupt  # Ctrl-C reached the runs first; stop the sweep too
     return SweepResult(sweep_dir, rows, skipped)
 
 
@@ -109,24 +119,45 @@ def check_points(sweep: Sweep, estimate: bool = False) -> float | None:
     return seconds if estimate else None
 
 
-def train_point(experiment_json: dict[str, Any], run_dir: str) -> dict[str, Any]:
-    """Train one point into `run_dir` (replacing a broken earlier attempt); returns its summary."""
-    from dlcli.train import prepare, run
+def train_group(experiment_jsons: list[dict[str, Any]], run_dirs: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    """Train points into their run folders (replacing broken earlier attempts): those whose data
+    shapes match as one stack, the rest alone. Returns (position, summary) for each point that ran."""
+    from dlcli.train import prepare
 
-    run_path = Path(run_dir)
-    shutil.rmtree(run_path, ignore_errors=True)
-    experiment = Experiment.model_validate(experiment_json)
+    prepared, results = {}, []
+    for position, (experiment_json, run_dir) in enumerate(zip(experiment_jsons, run_dirs)):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        try:
+            prepared[position] = prepare(Experiment.model_validate(experiment_json))
+        except UserError as error:
+            results.append((position, {"status": "failed", "message": "; ".join(error.problems)}))
+    stacks: dict[tuple, list[int]] = {}
+    for position, point in prepared.items():
+        stacks.setdefault(shape_of(point.dataset), []).append(position)
+    for positions in stacks.values():
+        results += _train_unit([prepared[p] for p in positions], [Path(run_dirs[p]) for p in positions], positions)
+        if any(summary["status"] == "interrupted" for _, summary in results):
+            break  # Ctrl-C: the points not started stay pending
+    return results
+
+
+def _train_unit(prepared: list, run_dirs: list[Path], positions: list[int]) -> list[tuple[int, dict[str, Any]]]:
+    """One point alone, or several as a stack; a failure is recorded in runs.csv and the sweep goes on."""
+    from dlcli.train import run, run_stacked
+
     try:
-        return run(prepare(experiment), run_dir=run_path).summary
-    except UserError as error:
-        return {"status": "failed", "message": "; ".join(error.problems)}
-    except Exception as error:  # recorded in runs.csv; the sweep goes on
-        return {"status": "failed", "message": f"{type(error).__name__}: {error}"}
+        if len(prepared) == 1:
+            return [(positions[0], run(prepared[0], run_dir=run_dirs[0]).summary)]
+        return [(p, result.summary) for p, result in zip(positions, run_stacked(prepared, run_dirs))]
+    except Exception as error:
+        failed = {"status": "failed", "message": f"{type(error).__name__}: {error}"}
+        return [(p, _finished_summary(run_dir) or failed) for p, run_dir in zip(positions, run_dirs)]
 
 
 # ---- backends: each takes the pending points and yields (index, summary) as runs finish ----------
 
-Pending = list[tuple[int, Experiment, Path]]
+Groups = list[list[tuple[int, Experiment, Path]]]  # each inner list trains as one unit
+Results = list[tuple[int, dict[str, Any]]]  # (point index, summary)
 
 
 def check_backend(name: str) -> None:
@@ -143,25 +174,33 @@ def check_backend(name: str) -> None:
 def _backend(name: str, workers: int, address: str | None, gpus_per_run: float | None):
     check_backend(name)
     if name == "local":
-        return lambda pending: _local(pending, workers)
-    return lambda pending: _ray(pending, address, gpus_per_run)
+        return lambda groups: _local(groups, workers)
+    return lambda groups: _ray(groups, address, gpus_per_run)
 
 
-def _local(pending: Pending, workers: int) -> Iterator[tuple[int, dict]]:
+def _local(groups: Groups, workers: int) -> Iterator[Results]:
     if workers <= 1:
-        for index, experiment, run_dir in pending:
-            yield index, train_point(experiment.model_dump(mode="json"), str(run_dir))
+        for group in groups:
+            yield _indexed(group, train_group(*_payload(group)))
         return
     threads = max(1, (os.cpu_count() or 1) // workers)  # split the cores between the processes
     # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_set_threads,
                              initargs=(threads,)) as pool:
-        futures = {pool.submit(train_point, experiment.model_dump(mode="json"), str(run_dir)): index
-                   for index, experiment, run_dir in pending}
+        futures = {pool.submit(train_group, *_payload(group)): group for group in groups}
         while futures:
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
-                yield futures.pop(future), future.result()
+                yield _indexed(futures.pop(future), future.result())
+
+
+def _payload(group) -> tuple[list[dict[str, Any]], list[str]]:
+    return [experiment.model_dump(mode="json") for _, experiment, _ in group], [str(d) for _, _, d in group]
+
+
+def _indexed(group, results: Results) -> Results:
+    """Positions in the group → the points' indices in the sweep."""
+    return [(group[position][0], summary) for position, summary in results]
 
 
 def _set_threads(threads: int) -> None:
@@ -170,29 +209,34 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _ray(pending: Pending, address: str | None, gpus_per_run: float | None) -> Iterator[tuple[int, dict]]:
+def _ray(groups: Groups, address: str | None, gpus_per_run: float | None) -> Iterator[Results]:
     import ray
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run or 0)(_train_packed)
-    futures = {remote.remote(experiment.model_dump(mode="json"), run_dir.name): (index, run_dir)
-               for index, experiment, run_dir in pending}
+    futures = {remote.remote(_payload(group)[0], [run_dir.name for _, _, run_dir in group]): group
+               for group in groups}
     while futures:
         done, _ = ray.wait(list(futures), num_returns=1)
-        index, run_dir = futures.pop(done[0])
-        packed = ray.get(done[0])
-        _unpack(packed["files"], run_dir)
-        yield index, packed["summary"]
+        group = futures.pop(done[0])
+        results = []
+        for position, packed in ray.get(done[0]):
+            _unpack(packed["files"], group[position][2])
+            results.append((group[position][0], packed["summary"]))
+        yield results
 
 
-def _train_packed(experiment_json: dict[str, Any], run_id: str) -> dict[str, Any]:
+def _train_packed(experiment_jsons: list[dict[str, Any]], run_ids: list[str]) -> list[tuple[int, dict]]:
     """On a Ray worker (maybe another machine): train into a temporary folder, return the files."""
     with tempfile.TemporaryDirectory() as scratch:
-        run_dir = Path(scratch) / run_id
-        summary = train_point(experiment_json, str(run_dir))
-        files = {path.name: path.read_bytes() for path in run_dir.iterdir()} if run_dir.is_dir() else {}
-    return {"summary": summary, "files": files}
+        run_dirs = [Path(scratch) / run_id for run_id in run_ids]
+        results = train_group(experiment_jsons, [str(run_dir) for run_dir in run_dirs])
+        return [(position, {"summary": summary, "files": _files(run_dirs[position])}) for position, summary in results]
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in run_dir.iterdir()} if run_dir.is_dir() else {}
 
 
 def _unpack(files: dict[str, bytes], run_dir: Path) -> None:

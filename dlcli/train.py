@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,9 +20,10 @@ from dlcli.config import Experiment, config_hash, flat_config, to_yaml
 from dlcli.data import Dataset, hold_out, load_dataset
 from dlcli.early_stopping import EarlyStopper
 from dlcli.errors import UserError
-from dlcli.loop import EpochUpdates, make_augment, measure, to_device, train_epoch
+from dlcli.grouping import stack_problem
+from dlcli.loop import EpochUpdates, Models, make_augment, measure, select_models, stack_splits, train_epoch
 from dlcli.models import build_model, parameter_count
-from dlcli.optimizers import build_optimizer
+from dlcli.stack import ModelStack, OneModel
 from dlcli.results import MetricsLog, atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir
 
 DEFAULT_OUT = Path("results")
@@ -101,69 +102,168 @@ def run(
 
     The run goes to a new <out_root>/<name>/<timestamp>-<hash>/, or to `run_dir` (which must not exist).
     """
-    experiment = prepared.experiment
-    digest = config_hash(experiment)
     if run_dir is None:
-        run_dir = new_run_dir(Path(out_root), experiment.name, digest)
+        run_dir = new_run_dir(Path(out_root), prepared.experiment.name, config_hash(prepared.experiment))
     else:
         run_dir.mkdir(parents=True)
+    return _train([_start(prepared, run_dir)], _models([prepared]), on_epoch or (lambda row: None))[0]
+
+
+def run_stacked(prepared: list[Prepared], run_dirs: list[Path]) -> list[RunResult]:
+    """Train experiments that differ only in what a stack varies per model (see dlcli.grouping) as
+    one stacked model, writing each run's files as `run` would. The run folders must not exist."""
+    for run_dir in run_dirs:
+        run_dir.mkdir(parents=True)
+    runs = [_start(point, run_dir) for point, run_dir in zip(prepared, run_dirs)]
+    return _train(runs, _models(prepared), lambda row: None)
+
+
+def _models(prepared: list[Prepared]) -> Models:
+    """A stack, even of one model: alone or with others, a model then takes the same steps. What has
+    no stacked form (batch norm, lstsq, compile, bf16) trains as a plain module with torch.optim."""
+    if len(prepared) == 1 and stack_problem(prepared[0].experiment):
+        return OneModel(prepared[0].model, prepared[0].experiment)
+    return ModelStack([point.model for point in prepared], [point.experiment for point in prepared])
+
+
+@dataclass
+class _Run:
+    """One run's files and progress while it trains (alone or in a stack)."""
+
+    prepared: Prepared
+    run_dir: Path
+    header: dict[str, Any]
+    log: MetricsLog
+    steps_log: MetricsLog | None
+    stopper: EarlyStopper
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    snapshot: dict[str, Tensor] | None = None
+    status: str | None = None  # set when the run ends
+    message: str | None = None
+    summary: dict[str, Any] | None = None  # written when the run ends
+
+    @property
+    def experiment(self) -> Experiment:
+        return self.prepared.experiment
+
+    def end(self, status: str, message: str | None = None) -> None:
+        self.status, self.message = status, message
+
+
+def _start(prepared: Prepared, run_dir: Path) -> _Run:
+    """Write the run's config and a 'running' summary; open its logs."""
+    experiment = prepared.experiment
     atomic_write_text(run_dir / "config.yaml", to_yaml(experiment))
-    header = _summary_header(prepared, run_dir, digest)
+    header = _summary_header(prepared, run_dir, config_hash(experiment))
     atomic_write_json(run_dir / "summary.json", {**header, "status": "running"})
-    return _run(prepared, run_dir, header, on_epoch or (lambda row: None))
-
-
-def _run(prepared: Prepared, run_dir: Path, header: dict, on_epoch: Callable) -> RunResult:
-    experiment, model = prepared.experiment, prepared.model
-    split = to_device(prepared.dataset, prepared.device)
-    run_plan = schedules.plan(experiment.optim, experiment.train.epochs, len(split["x_train"]))
-    optimizer = build_optimizer(model.parameters(), experiment.optim, experiment.regularization.weight_decay)
-    generator = torch.Generator().manual_seed(experiment.seed)  # batch order, apart from the init
-    augment = make_augment(experiment.data.augment, prepared.dataset.kind, prepared.device, experiment.seed)
-    log = MetricsLog(run_dir / "metrics.csv", metric_columns("x_val" in split))
+    log = MetricsLog(run_dir / "metrics.csv", metric_columns(prepared.dataset.x_val is not None))
     steps_log = MetricsLog(run_dir / "steps.csv", STEP_COLUMNS) if experiment.train.log_steps else None
-    stopper = EarlyStopper(experiment.regularization.early_stopping)
-    # The compiled module shares the model's parameters; snapshots keep the plain model's key names.
-    forward = torch.compile(model) if experiment.train.compile else model
-    started = time.perf_counter()
-    rows, snapshot, step, status, message = [], None, 0, "completed", None
-    lr = schedules.lr_at(experiment.optim, run_plan, 0) if run_plan.total_steps else experiment.optim.lr
+    return _Run(prepared, run_dir, header, log, steps_log, EarlyStopper(experiment.regularization.early_stopping))
+
+
+def _train(runs: list[_Run], models: Models, on_epoch: Callable) -> list[RunResult]:
+    """The epoch loop, for one run or a stack of them: each run ends on its own (diverged, stopped
+    early) and leaves the stack; the others go on."""
+    lead = runs[0].prepared  # shapes, epochs and batch sizes are the same for every run of a stack
+    split = stack_splits([run.prepared.dataset for run in runs], lead.device)
+    epochs = lead.experiment.train.epochs
+    run_plan = schedules.plan(lead.experiment.optim, epochs, split["x_train"].shape[1])
+    generators = [torch.Generator().manual_seed(run.experiment.seed) for run in runs]  # batch order
+    augments = _augments(runs)
+    active, step, started = list(runs), 0, time.perf_counter()
+    lrs = [schedules.lr_at(run.experiment.optim, run_plan, 0) if run_plan.total_steps else run.experiment.optim.lr
+           for run in runs]
     try:
-        for epoch in range(experiment.train.epochs + 1):  # epoch 0 measures the initial model
+        for epoch in range(epochs + 1):  # epoch 0 measures the initial models
             updates = None
             if epoch > 0:
-                updates = train_epoch(forward, optimizer, split, experiment, generator, run_plan, epoch, augment)
-                if steps_log:
-                    steps_log.append_many(_step_rows(updates, epoch, step, started))
-                step, lr = step + len(updates.lrs), updates.lrs[-1]
-            measured = measure(forward, split, experiment.loss, updates.batch_losses.sum() if updates else None)
-            if measured is None:
-                status, message = "diverged", _divergence_message(epoch, experiment)
-                break
-            row = {"epoch": epoch, "step": step, "lr": lr, **measured, "seconds": time.perf_counter() - started}
-            log.append(row)
-            rows.append(row)
-            snapshot = {key: value.detach().clone() for key, value in model.state_dict().items()}
-            on_epoch(row)
-            if stopper.should_stop(row, snapshot):
-                status, message = "early_stopped", stopper.message(epoch)
-                break
+                updates = train_epoch(models, split, [run.experiment for run in active], generators, run_plan,
+                                      epoch, augments)
+                _log_steps(active, updates, epoch, step, started)
+                step, lrs = step + len(updates.batch_sizes), [model_lrs[-1] for model_lrs in updates.lrs]
+            sums = updates.batch_losses.sum(0) if updates else None
+            measured = measure(models, split, lead.experiment.loss, sums)
+            for m, (run, lr, values) in enumerate(zip(active, lrs, measured)):
+                _record(run, models, m, {"epoch": epoch, "step": step, "lr": lr}, values, started, on_epoch)
+            going = [m for m, run in enumerate(active) if run.status is None]
+            for run in active:
+                if run.status is not None:
+                    _close(run, started)
+            if len(going) < len(active):
+                if not going:
+                    break
+                models.keep(going)
+                split = select_models(split, going)
+                active, lrs = [active[m] for m in going], [lrs[m] for m in going]
+                generators = [generators[m] for m in going]
+                augments = None if augments is None else [augments[m] for m in going]
     except KeyboardInterrupt:
-        status, message = "interrupted", f"interrupted after {max(len(rows) - 1, 0)} completed epochs"
+        for run in active:
+            if run.status is None:
+                run.end("interrupted", f"interrupted after {max(len(run.rows) - 1, 0)} completed epochs")
     except Exception as error:  # a bug or a resource failure: record it, keep the epochs, then raise
-        failed = _final_summary(header, rows, "failed", f"{type(error).__name__}: {error}",
-                                time.perf_counter() - started)
-        atomic_write_json(run_dir / "summary.json", failed)
+        for run in active:
+            if run.summary is None:
+                failed = _final_summary(run.header, run.rows, "failed", f"{type(error).__name__}: {error}",
+                                        time.perf_counter() - started)
+                atomic_write_json(run.run_dir / "summary.json", failed)
         raise
-    restored = stopper.restore()
-    if restored is not None:
-        snapshot = stopper.best_state
+    for run in runs:
+        if run.summary is None:
+            run.status = run.status or "completed"
+            _close(run, started)
+    return [RunResult(run.run_dir, run.status, run.summary) for run in runs]
+
+
+def _record(run: _Run, models: Models, m: int, position: dict[str, Any], measured: dict[str, float] | None,
+            started: float, on_epoch: Callable) -> None:
+    """Log model m's epoch, or end its run: diverged, or stopped early."""
+    epoch = position["epoch"]
+    if measured is None:
+        run.end("diverged", _divergence_message(epoch, run.experiment))
+        return
+    row = {**position, **measured, "seconds": time.perf_counter() - started}
+    run.log.append(row)
+    run.rows.append(row)
+    run.snapshot = models.state(m)
+    on_epoch(row)
+    if run.stopper.should_stop(row, run.snapshot):
+        run.end("early_stopped", run.stopper.message(epoch))
+
+
+def _close(run: _Run, started: float) -> None:
+    """Write the run's weights (the best epoch's, when early stopping restores them) and summary."""
+    if run.summary is not None:
+        return
+    restored = run.stopper.restore()
+    snapshot = run.stopper.best_state if restored is not None else run.snapshot
     if snapshot is not None:
-        atomic_write_bytes(run_dir / "model.pt", _serialize(snapshot))
-    summary = _final_summary(header, rows, status, message, time.perf_counter() - started, restored)
+        atomic_write_bytes(run.run_dir / "model.pt", _serialize(snapshot))
+    summary = _final_summary(run.header, run.rows, run.status, run.message, time.perf_counter() - started, restored)
     summary["sparsity"] = sparsity(snapshot) if snapshot is not None else None
-    atomic_write_json(run_dir / "summary.json", summary)
-    return RunResult(run_dir, status, summary)
+    atomic_write_json(run.run_dir / "summary.json", summary)
+    run.summary = summary
+
+
+def _augments(runs: list[_Run]) -> list[Callable[[Tensor], Tensor]] | None:
+    """Each run's augmentation of its training batches (its own random stream), or None."""
+    augments = [make_augment(run.experiment.data.augment, run.prepared.dataset.kind, run.prepared.device,
+                             run.experiment.seed) for run in runs]
+    return None if all(augment is None for augment in augments) else [augment or (lambda x: x) for augment in augments]
+
+
+def _log_steps(runs: list[_Run], updates: EpochUpdates, epoch: int, first_step: int, started: float) -> None:
+    """steps.csv rows: one read-back of the epoch's batch losses, then plain numbers."""
+    if not any(run.steps_log for run in runs):
+        return
+    batch_losses = updates.batch_losses.T.tolist()  # [M][steps]
+    for m, run in enumerate(runs):
+        if run.steps_log:
+            run.steps_log.append_many([
+                {"step": first_step + i + 1, "epoch": epoch, "batch_size": size, "lr": lr, "batch_loss": loss,
+                 "seconds": moment - started}
+                for i, (size, lr, loss, moment) in enumerate(zip(updates.batch_sizes, updates.lrs[m],
+                                                                  batch_losses[m], updates.times))])
 
 
 def metric_columns(validation: bool) -> list[str]:
@@ -180,15 +280,6 @@ def sparsity(state: dict[str, Tensor], threshold: float = 1e-3) -> float:
     return small / max(1, sum(value.numel() for value in tensors))
 
 
-def _step_rows(updates: EpochUpdates, epoch: int, first_step: int, started: float) -> list[dict[str, Any]]:
-    """steps.csv rows: one read-back of the epoch's batch losses, then plain numbers."""
-    batch_losses = updates.batch_losses.tolist()
-    return [{"step": first_step + i + 1, "epoch": epoch, "batch_size": size, "lr": lr, "batch_loss": loss,
-             "seconds": moment - started}
-            for i, (size, lr, loss, moment) in enumerate(zip(updates.batch_sizes, updates.lrs, batch_losses,
-                                                              updates.times))]
-
-
 def estimate_seconds(experiment: Experiment, probe_steps: int = 20) -> float:
     """Time a few updates and one evaluation in memory (nothing is written) and extrapolate."""
     prepared = prepare(experiment)
@@ -201,14 +292,14 @@ def estimate_seconds(experiment: Experiment, probe_steps: int = 20) -> float:
     probe_data = replace(prepared.dataset, x_train=prepared.dataset.x_train[: probe * size],
                          y_train=prepared.dataset.y_train[: probe * size])
     probe_plan = schedules.plan(experiment.optim, 1, probe * size)
-    optimizer = build_optimizer(prepared.model.parameters(), experiment.optim, experiment.regularization.weight_decay)
-    probe_split, full_split = to_device(probe_data, prepared.device), to_device(prepared.dataset, prepared.device)
+    models = OneModel(prepared.model, experiment)
+    probe_split, full_split = stack_splits([probe_data], prepared.device), stack_splits([prepared.dataset], prepared.device)
     timings = []
     for _ in range(2):  # the first pass warms up allocators and kernels; time the second
         started = time.perf_counter()
-        train_epoch(prepared.model, optimizer, probe_split, experiment, torch.Generator(), probe_plan, 1)
+        train_epoch(models, probe_split, [experiment], [torch.Generator()], probe_plan, 1)
         middle = time.perf_counter()
-        measure(prepared.model, full_split, experiment.loss, None)
+        measure(models, full_split, experiment.loss, None)
         timings.append(((middle - started) / probe, time.perf_counter() - middle))
     per_step, per_evaluation = timings[-1]
     epochs = experiment.train.epochs

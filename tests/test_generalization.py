@@ -420,12 +420,13 @@ def test_noise_augmentation_touches_training_batches_only(tmp_path, monkeypatch)
     measured_splits.clear()
     augmented = train(experiment, out_root=tmp_path / "augmented")
 
-    # evaluation data: exactly the data set's splits at every epoch
+    # evaluation data: exactly the data set's splits at every epoch (model dimension first: one model)
     assert len(measured_splits) == 4
     for split in measured_splits:
         for name in ("train", "test", "val"):
-            np.testing.assert_array_equal(split[f"x_{name}"].numpy(), getattr(expected, f"x_{name}"))
-            np.testing.assert_array_equal(split[f"y_{name}"].numpy(), getattr(expected, f"y_{name}"))
+            assert len(split[f"x_{name}"]) == 1
+            np.testing.assert_array_equal(split[f"x_{name}"][0].numpy(), getattr(expected, f"x_{name}"))
+            np.testing.assert_array_equal(split[f"y_{name}"][0].numpy(), getattr(expected, f"y_{name}"))
 
     # training batches: rows of the training set plus Gaussian noise of the configured std
     assert batches

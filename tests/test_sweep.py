@@ -487,8 +487,11 @@ def test_ray_run_directories_have_the_usual_permissions(ray_sweep, base_sweep):
 
 # ---- resume after a real kill --------------------------------------------------------------------
 
-SLOW_GRID = ["--grid", "optim.lr=0.02,0.05,0.1", "--seeds", "2"]
 SLOW_POINTS = 3 * 2
+SLOW_GRIDS = {  # one by one: six units; vectorized: three stacks of two (one per batch size)
+    "one_by_one": ["--grid", "optim.lr=0.02,0.05,0.1", "--seeds", "2", "--no-vectorize"],
+    "vectorized": ["--grid", "optim.batch_size=8,9,10", "--grid", "optim.lr=0.02,0.05"],
+}
 
 
 def slow_config(folder: Path) -> Path:
@@ -519,11 +522,13 @@ def finished_on_disk(sweep_dir: Path) -> dict[str, bytes]:
     return found
 
 
-def test_resume_after_a_kill(tmp_path):
+@pytest.mark.parametrize("mode", SLOW_GRIDS)
+def test_resume_after_a_kill(tmp_path, mode):
+    grid = SLOW_GRIDS[mode]
     config = slow_config(tmp_path)
     out = tmp_path / "out"
     runs_csv = out / "slow" / "runs.csv"
-    command = [sys.executable, "-m", "dlcli", "sweep", str(config), *SLOW_GRID, "--out", str(out)]
+    command = [sys.executable, "-m", "dlcli", "sweep", str(config), *grid, "--out", str(out)]
     env = {**os.environ, **WIDE}
     with open(tmp_path / "first.log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
@@ -555,7 +560,7 @@ def test_resume_after_a_kill(tmp_path):
         assert (out / "slow" / run_id / "summary.json").stat().st_mtime_ns == mtimes[run_id], run_id
 
     reference = tmp_path / "reference"
-    succeeded(invoke("sweep", config, *SLOW_GRID, "--out", reference))
+    succeeded(invoke("sweep", config, *grid, "--out", reference))
     resumed_columns, resumed = read_csv_rows(runs_csv)
     reference_columns, uninterrupted = read_csv_rows(reference / "slow" / "runs.csv")
     assert resumed_columns == reference_columns

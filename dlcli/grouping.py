@@ -1,0 +1,74 @@
+"""Which sweep points train together as one stacked model (`dlcli sweep --vectorize`).
+
+Points share a group when their configs differ only in what a stack holds per model: the seed, lr,
+momentum, weight decay, L1, L2, dropout rate, lr schedule, early stopping, augmentation, and the data
+draw (data.seed, label noise, resample index). Everything else (architecture, data set and size, batch
+size, epochs, optimizer, device) sets the shapes and must be the same. Once the data are loaded, a
+group splits further by data shape (see `shape_of`).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dlcli.config import Experiment, flat_config
+
+PER_MODEL_KEYS = {"seed", "optim.lr", "optim.momentum", "regularization.weight_decay", "regularization.l1",
+                  "regularization.l2", "model.dropout", "data.seed", "data.label_noise", "data.resample.index"}
+PER_MODEL_SECTIONS = ("optim.schedule.", "optim.lr_scaling.", "regularization.early_stopping.", "data.augment.")
+MAX_STACK = 64  # models per stack: memory grows with it, and past this the speed-up has flattened
+
+
+def group_key(experiment: Experiment) -> str:
+    """Equal for points that can train in one stack: their config less the per-model keys."""
+    shared = {key: value for key, value in flat_config(experiment).items()
+              if key not in PER_MODEL_KEYS and not key.startswith(PER_MODEL_SECTIONS)}
+    shared["model.has_dropout"] = experiment.model.dropout > 0  # a Dropout layer or none: the layer list
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def stack_problem(experiment: Experiment) -> str | None:
+    """Why this experiment cannot train in a stack (it then trains alone), or None."""
+    if experiment.model.norm == "batch":
+        return "model.norm: batch (its batch statistics have no stacked form)"
+    if experiment.optim.name == "lstsq":
+        return "optim.name: lstsq (an exact solve, not a gradient step)"
+    if experiment.train.compile:
+        return "train.compile: true (compiles one model)"
+    if experiment.train.precision != "fp32":
+        return f"train.precision: {experiment.train.precision} (autocast runs one model)"
+    return None
+
+
+def plan_groups(experiments: list[Experiment], vectorize: bool) -> tuple[list[list[int]], list[str]]:
+    """The points' indices in training units (a stack, or one point alone), and notes that say once
+    what was grouped and what trains one by one, and why."""
+    if not vectorize:
+        return [[index] for index in range(len(experiments))], []
+    groups: dict[str, list[int]] = {}
+    alone: dict[str, list[int]] = {}
+    for index, experiment in enumerate(experiments):
+        problem = stack_problem(experiment)
+        if problem:
+            alone.setdefault(problem, []).append(index)
+        else:
+            groups.setdefault(group_key(experiment), []).append(index)
+    units = [members[start:start + MAX_STACK] for members in groups.values()
+             for start in range(0, len(members), MAX_STACK)]
+    notes = [f"{_points(len(indices))} train one by one: {problem}" for problem, indices in alone.items()]
+    stacked = [unit for unit in units if len(unit) > 1]
+    if stacked:
+        notes.insert(0, f"vectorized: {_points(sum(map(len, stacked)))} train as {len(stacked)} stacked "
+                        f"model{'s' if len(stacked) > 1 else ''} (--no-vectorize trains them one by one)")
+    units += [[index] for indices in alone.values() for index in indices]
+    return sorted(units), notes
+
+
+def shape_of(dataset: Any) -> tuple:
+    """What must match for data sets to stack: array shapes, kind and task."""
+    val = None if dataset.x_val is None else dataset.x_val.shape
+    return dataset.x_train.shape, dataset.x_test.shape, val, dataset.kind, dataset.task, dataset.num_classes
+
+
+def _points(count: int) -> str:
+    return f"{count} point{'s' if count != 1 else ''}"
