@@ -1,6 +1,8 @@
 """Shared helpers: tiny experiments that train in well under a second on 2 CPU cores."""
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 from pathlib import Path
@@ -69,3 +71,47 @@ def line_with(lines: list[str], *fragments: str) -> str:
     found = [line for line in lines if all(fragment in line for fragment in fragments)]
     assert found, f"no line with all of {fragments!r} in:\n" + "\n".join(lines)
     return found[0]
+
+
+# ---- sweep folders ----------------------------------------------------------------------------
+
+
+def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def without(rows: list[dict[str, str]], *columns: str) -> list[dict[str, str]]:
+    return [{key: value for key, value in row.items() if key not in columns} for row in rows]
+
+
+def run_dirs(sweep_dir: Path) -> set[str]:
+    return {path.name for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith(".")}
+
+
+def metrics_without_seconds(run_dir: Path) -> list[dict[str, str]]:
+    return without(read_csv_rows(run_dir / "metrics.csv")[1], "seconds")
+
+
+def assert_same_sweep(expected: Path, actual: Path) -> None:
+    """Same runs.csv apart from `seconds`, same run directories holding the same files and results."""
+    expected_columns, expected_rows = read_csv_rows(expected / "runs.csv")
+    actual_columns, actual_rows = read_csv_rows(actual / "runs.csv")
+    assert actual_columns == expected_columns
+    assert without(actual_rows, "seconds") == without(expected_rows, "seconds")
+    assert run_dirs(actual) == run_dirs(expected) == {row["run_id"] for row in expected_rows}
+    for run_id in run_dirs(expected):
+        a, b = expected / run_id, actual / run_id
+        assert {p.name for p in b.iterdir()} == {p.name for p in a.iterdir()}, run_id
+        assert (b / "config.yaml").read_text() == (a / "config.yaml").read_text(), run_id
+        assert metrics_without_seconds(b) == metrics_without_seconds(a), run_id
+        summary_a, summary_b = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+        for volatile in ("started", "seconds"):
+            summary_a.pop(volatile), summary_b.pop(volatile)
+        assert summary_b == summary_a, run_id
+        weights_a = torch.load(a / "model.pt", weights_only=True)
+        weights_b = torch.load(b / "model.pt", weights_only=True)
+        assert weights_a.keys() == weights_b.keys()
+        assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), run_id
