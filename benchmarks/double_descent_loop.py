@@ -2,7 +2,8 @@
 configs/double_descent_mlp.yaml one by one (MNIST-1D 4000/12000, 15% label noise, SGD lr 0.01
 momentum 0.9, batch 100, train and test error after every epoch).
 
-Run: python benchmarks/double_descent_loop.py [--seed 0] [--epochs 500] [--widths 4,8,...]
+Run: python benchmarks/double_descent_loop.py [--seeds 3] [--epochs 500] [--widths 4,8,...]
+(seeds 0..N-1, as `dlcli sweep` runs the config; each seed draws its own label noise)
 """
 import argparse
 import time
@@ -49,15 +50,17 @@ def train_width(width: int, seed: int, epochs: int, x, y, x_test, y_test) -> flo
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--widths", default=",".join(map(str, WIDTHS)))
     arguments = parser.parse_args()
     started = time.perf_counter()
-    arrays = data(arguments.seed)
-    for width in map(int, arguments.widths.split(",")):
-        test_error = train_width(width, arguments.seed, arguments.epochs, *arrays)
-        print(f"h={width}: test error {test_error:.4f}  ({time.perf_counter() - started:.1f} s)", flush=True)
+    for seed in range(arguments.seeds):
+        arrays = data(seed)
+        for width in map(int, arguments.widths.split(",")):
+            test_error = train_width(width, seed, arguments.epochs, *arrays)
+            print(f"h={width} seed={seed}: test error {test_error:.4f}  ({time.perf_counter() - started:.1f} s)",
+                  flush=True)
 
 
 if __name__ == "__main__":

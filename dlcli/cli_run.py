@@ -102,7 +102,9 @@ def lr_find(
     run_dir = out / experiment.name / f"lr_find-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", to_yaml(experiment))
-    MetricsLog(run_dir / "lr_find.csv", COLUMNS).append_many(result.rows)
+    log = MetricsLog(run_dir / "lr_find.csv", COLUMNS)
+    log.append_many(result.rows)
+    log.close()
     atomic_write_json(run_dir / "lr_find.json", summary_of(result))
     if plot is not None:
         from dlcli.plot import plot_lr_find

@@ -158,11 +158,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]]) -> li
 
 def to_yaml(experiment: Experiment) -> str:
     """The fully resolved config, in the same shape a user writes."""
-    return yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, where PyYAML was built with it: 10× faster
+    return yaml.dump(experiment.model_dump(mode="json"), Dumper=dumper, sort_keys=False)
 
 
-VALUE_KEYS = ("optim.batch_size",)
-GENERATED = ("gaussians", "sine", "moons", "mnist1d")  # data sets that can draw a fresh training set  # keys whose value may be a mapping (a schedule) but is one value
+VALUE_KEYS = ("optim.batch_size",)  # keys whose value may be a mapping (a schedule) but is one value
+GENERATED = ("gaussians", "sine", "moons", "mnist1d")  # data sets that can draw a fresh training set
 
 
 def flat_config(experiment: Experiment) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from torch import Tensor
-
 from dlcli.schema import EarlyStopping
 
 
@@ -15,13 +13,13 @@ class EarlyStopper:
         self.config = config
         self.best_value = math.inf
         self.best_row: dict[str, Any] | None = None
-        self.best_state: dict[str, Tensor] | None = None
+        self.best_state: Any = None  # whatever the caller records as the epoch's weights
 
     @property
     def active(self) -> bool:
         return self.config.patience is not None
 
-    def should_stop(self, row: dict[str, Any], state: dict[str, Tensor]) -> bool:
+    def should_stop(self, row: dict[str, Any], state: Any) -> bool:
         """Record an epoch; True once `patience` epochs have passed without a new best."""
         if not self.active:
             return False

@@ -3,7 +3,9 @@ trained together as one (vectorized sweeps).
 
 Both give the training loop one interface on tensors with a leading model dimension M (M = 1 for a
 single model): `data_loss(loss_fn, inputs [M, B, ...], targets [M, B]) -> [M]`, `step(data_loss, i)`,
-`outputs(x [M, N, ...]) -> [M, N, out]`, `weight_norms() -> [M]`, `state(m)` and `keep(indices)`.
+`outputs(x [M, N, ...]) -> [M, N, out]`, `weight_norms() -> [M]`, `snapshot()` and `keep(indices)`.
+A snapshot is every model's state at once ({key: [M, ...]}, the plain model's keys): one copy per
+epoch, however many models; `unstack` takes one model's state out of it when that is written.
 
 A stack holds each parameter as one tensor [M, *shape]: Linear layers run as batched matmuls,
 convolutions and group norm one model at a time, and SGD, Adam and AdamW are written on those
@@ -75,8 +77,8 @@ class OneModel:
     def weight_norms(self) -> Tensor:
         return torch.sqrt(sum((p.float() ** 2).sum() for p in self.model.parameters())).unsqueeze(0)
 
-    def state(self, m: int) -> dict[str, Tensor]:
-        return {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+    def snapshot(self) -> dict[str, Tensor]:
+        return {key: value.detach().clone().unsqueeze(0) for key, value in self.model.state_dict().items()}
 
     def keep(self, indices: list[int]) -> None:
         """Nothing to drop: when the one model is done, so is the loop."""
@@ -145,9 +147,9 @@ class ModelStack:
     def weight_norms(self) -> Tensor:
         return torch.sqrt(sum((p.float() ** 2).flatten(1).sum(1) for p in self.params.values()))
 
-    def state(self, m: int) -> dict[str, Tensor]:
+    def snapshot(self) -> dict[str, Tensor]:
         tensors = self.params | self.buffers
-        return {key: tensors[key][m].detach().clone() for key in self.keys}
+        return {key: tensors[key].detach().clone() for key in self.keys}
 
     def keep(self, indices: list[int]) -> None:
         """Drop the models that are done (diverged or stopped early); the others go on unchanged."""
@@ -178,6 +180,11 @@ class ModelStack:
             flat = param.flatten(1)
             total = total + 0.5 * l2 * flat.pow(2).sum(1) + l1 * flat.abs().sum(1)
         return total
+
+
+def unstack(snapshot: dict[str, Tensor], m: int) -> dict[str, Tensor]:
+    """Model m's state dict out of a snapshot of all the models."""
+    return {key: value[m] for key, value in snapshot.items()}
 
 
 HYPER: dict[str, Callable[[Experiment], float]] = {

@@ -23,7 +23,7 @@ from dlcli.errors import UserError
 from dlcli.grouping import stack_problem
 from dlcli.loop import EpochUpdates, Models, make_augment, measure, select_models, stack_splits, train_epoch
 from dlcli.models import build_model, parameter_count
-from dlcli.stack import ModelStack, OneModel
+from dlcli.stack import ModelStack, OneModel, unstack
 from dlcli.results import MetricsLog, atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir
 
 DEFAULT_OUT = Path("results")
@@ -137,7 +137,7 @@ class _Run:
     steps_log: MetricsLog | None
     stopper: EarlyStopper
     rows: list[dict[str, Any]] = field(default_factory=list)
-    snapshot: dict[str, Tensor] | None = None
+    snapshot: tuple[dict[str, Tensor], int] | None = None  # (all models' last state, this run's index)
     status: str | None = None  # set when the run ends
     message: str | None = None
     summary: dict[str, Any] | None = None  # written when the run ends
@@ -182,9 +182,9 @@ def _train(runs: list[_Run], models: Models, on_epoch: Callable) -> list[RunResu
                 _log_steps(active, updates, epoch, step, started)
                 step, lrs = step + len(updates.batch_sizes), [model_lrs[-1] for model_lrs in updates.lrs]
             sums = updates.batch_losses.sum(0) if updates else None
-            measured = measure(models, split, lead.experiment.loss, sums)
+            measured, snapshot = measure(models, split, lead.experiment.loss, sums), models.snapshot()
             for m, (run, lr, values) in enumerate(zip(active, lrs, measured)):
-                _record(run, models, m, {"epoch": epoch, "step": step, "lr": lr}, values, started, on_epoch)
+                _record(run, (snapshot, m), {"epoch": epoch, "step": step, "lr": lr}, values, started, on_epoch)
             going = [m for m, run in enumerate(active) if run.status is None]
             for run in active:
                 if run.status is not None:
@@ -207,6 +207,7 @@ def _train(runs: list[_Run], models: Models, on_epoch: Callable) -> list[RunResu
                 failed = _final_summary(run.header, run.rows, "failed", f"{type(error).__name__}: {error}",
                                         time.perf_counter() - started)
                 atomic_write_json(run.run_dir / "summary.json", failed)
+                _close_logs(run)
         raise
     for run in runs:
         if run.summary is None:
@@ -215,9 +216,9 @@ def _train(runs: list[_Run], models: Models, on_epoch: Callable) -> list[RunResu
     return [RunResult(run.run_dir, run.status, run.summary) for run in runs]
 
 
-def _record(run: _Run, models: Models, m: int, position: dict[str, Any], measured: dict[str, float] | None,
-            started: float, on_epoch: Callable) -> None:
-    """Log model m's epoch, or end its run: diverged, or stopped early."""
+def _record(run: _Run, snapshot: tuple[dict[str, Tensor], int], position: dict[str, Any],
+            measured: dict[str, float] | None, started: float, on_epoch: Callable) -> None:
+    """Log a model's epoch, or end its run: diverged, or stopped early."""
     epoch = position["epoch"]
     if measured is None:
         run.end("diverged", _divergence_message(epoch, run.experiment))
@@ -225,7 +226,7 @@ def _record(run: _Run, models: Models, m: int, position: dict[str, Any], measure
     row = {**position, **measured, "seconds": time.perf_counter() - started}
     run.log.append(row)
     run.rows.append(row)
-    run.snapshot = models.state(m)
+    run.snapshot = snapshot
     on_epoch(row)
     if run.stopper.should_stop(row, run.snapshot):
         run.end("early_stopped", run.stopper.message(epoch))
@@ -236,13 +237,21 @@ def _close(run: _Run, started: float) -> None:
     if run.summary is not None:
         return
     restored = run.stopper.restore()
-    snapshot = run.stopper.best_state if restored is not None else run.snapshot
+    kept = run.stopper.best_state if restored is not None else run.snapshot
+    snapshot = unstack(*kept) if kept is not None else None
+    _close_logs(run)
     if snapshot is not None:
         atomic_write_bytes(run.run_dir / "model.pt", _serialize(snapshot))
     summary = _final_summary(run.header, run.rows, run.status, run.message, time.perf_counter() - started, restored)
     summary["sparsity"] = sparsity(snapshot) if snapshot is not None else None
     atomic_write_json(run.run_dir / "summary.json", summary)
     run.summary = summary
+
+
+def _close_logs(run: _Run) -> None:
+    for log in (run.log, run.steps_log):
+        if log is not None:
+            log.close()
 
 
 def _augments(runs: list[_Run]) -> list[Callable[[Tensor], Tensor]] | None:
