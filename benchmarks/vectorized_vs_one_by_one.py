@@ -1,18 +1,21 @@
 """Benchmark (b): a sweep of lr × seed points trained as one stacked model against the same points
-one by one (`--no-vectorize`), as whole `dlcli sweep` processes, alternating A B A B.
+one by one (`--no-vectorize`), alternating A B A B in one process, so that both pay the same start-up
+(interpreter, torch, CUDA) once, outside the timings. Each timing is a whole `run_sweep`: preparing
+every point (data, model), training, and writing every run's files.
 
-The sweep is the quickstart (MNIST-1D, MLP 40-100-100-10, SGD with momentum, batch 32); 4 lr × 4 seeds
-by default, 8 × 8 with --points 64.
+The sweep is the quickstart (MNIST-1D, MLP 40-100-100-10, SGD with momentum, batch 32, 4000 training
+signals); 4 lr × 4 seeds by default, 8 × 8 with --points 64.
 
 Run: python benchmarks/vectorized_vs_one_by_one.py [--points 16|64] [--epochs 20] [--repeats 5] [--device cpu|cuda]
 """
 import argparse
-import shutil
-import sys
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
-from pairs import compare_pairs
+from dlcli.runner import run_sweep
+from dlcli.sweep import load_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 LRS = {16: "0.01,0.03,0.1,0.3", 64: "0.003,0.006,0.01,0.02,0.03,0.06,0.1,0.2"}
@@ -25,21 +28,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     arguments = parser.parse_args()
-    seeds = arguments.points // len(LRS[arguments.points].split(","))
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "out"
+    lrs = LRS[arguments.points]
+    seeds = arguments.points // len(lrs.split(","))
+    config = REPO / "configs" / "quickstart.yaml"
+    overrides = [f"device={arguments.device}"]
 
-        def sweep(*extra: str) -> list[str]:
-            # A fresh output folder each time: a sweep finds finished points on disk and skips them.
-            command = [sys.executable, "-m", "dlcli", "sweep", str(REPO / "configs" / "quickstart.yaml"),
-                       "--grid", f"optim.lr={LRS[arguments.points]}", "--seeds", str(seeds),
-                       "--set", f"train.epochs={arguments.epochs}", "--set", f"device={arguments.device}",
-                       "--out", str(out), *extra]
-            return ["bash", "-c", f'rm -rf "{out}" && exec "$@"', "sweep", *command]
+    def timed(epochs: int, vectorize: bool) -> float:
+        spec = load_sweep(config, [f"optim.lr={lrs}"], [], seeds, [*overrides, f"train.epochs={epochs}"])
+        with tempfile.TemporaryDirectory() as out:  # fresh: a sweep skips the points it finds finished
+            started = time.perf_counter()
+            result = run_sweep(spec, out, vectorize=vectorize)
+            seconds = time.perf_counter() - started
+            assert not result.failed, result.failed
+        return seconds
 
-        compare_pairs("one by one", sweep("--no-vectorize"), "vectorized", sweep(), arguments.repeats,
-                      target="≥ 3 on 2 CPU cores, ≥ 20 on a GPU (64 points)")
-        shutil.rmtree(out, ignore_errors=True)
+    timed(1, False), timed(1, True)  # warm up: data cache, allocator, kernels (CUDA context)
+    pairs = [(timed(arguments.epochs, False), timed(arguments.epochs, True)) for _ in range(arguments.repeats)]
+    print(f"{arguments.points} points ({seeds} seeds × lr {lrs}), {arguments.epochs} epochs, {arguments.device}")
+    for label, times in (("one by one", [a for a, _ in pairs]), ("vectorized", [b for _, b in pairs])):
+        print(f"{label:<11}: median {statistics.median(times):.2f} s  (min {min(times):.2f}, max {max(times):.2f})")
+    ratios = [a / b for a, b in pairs]
+    print(f"speed-up, pair by pair: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, "
+          f"max {max(ratios):.2f}); target ≥ 3 on 2 CPU cores, ≥ 20 on a GPU (64 points)")
 
 
 if __name__ == "__main__":
