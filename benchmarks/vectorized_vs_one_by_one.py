@@ -43,8 +43,11 @@ def main() -> None:
         return seconds
 
     timed(1, False), timed(1, True)  # warm up: data cache, allocator, kernels (CUDA context)
-    pairs = [(timed(arguments.epochs, False), timed(arguments.epochs, True)) for _ in range(arguments.repeats)]
     print(f"{arguments.points} points ({seeds} seeds × lr {lrs}), {arguments.epochs} epochs, {arguments.device}")
+    pairs = []
+    for _ in range(arguments.repeats):
+        pairs.append((timed(arguments.epochs, False), timed(arguments.epochs, True)))
+        print(f"  one by one {pairs[-1][0]:.2f} s, vectorized {pairs[-1][1]:.2f} s", flush=True)
     for label, times in (("one by one", [a for a, _ in pairs]), ("vectorized", [b for _, b in pairs])):
         print(f"{label:<11}: median {statistics.median(times):.2f} s  (min {min(times):.2f}, max {max(times):.2f})")
     ratios = [a / b for a, b in pairs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -417,7 +418,7 @@ def test_train_summary(tiny_run):
     assert summary["status"] == "completed"
     assert summary["epochs_run"] == TINY_EPOCHS
     assert summary["parameters"] == 2 * 8 + 8 + 8 * 2 + 2 == 42  # mlp 2-8-2
-    assert summary["device"] == "cpu"
+    assert summary["device"] == os.environ.get("DLCLI_TEST_DEVICE", "cpu")  # the device the run was given
     assert summary["torch_version"] == torch.__version__
     # two unit-variance Gaussians 2 apart: Bayes error Φ(−1)
     assert summary["bayes_error"] == pytest.approx(0.5 * math.erfc(1 / math.sqrt(2)), rel=1e-9)
