@@ -7,7 +7,7 @@ whole processes, alternating A B A B.
   bias-variance: `dlcli bias-variance configs/bias_variance.yaml --trials 20 --seeds 2
       --grid model.hidden=[2],[8],[32],[128,128]` against benchmarks/bias_variance_loop.py.
 
-Run: python benchmarks/end_to_end_vs_loop.py double-descent|bias-variance [--repeats N] [--epochs E]
+Run: python benchmarks/end_to_end_vs_loop.py double-descent|bias-variance [--repeats N] [--epochs E] [--out DIR]
 """
 import argparse
 import sys
@@ -30,10 +30,12 @@ def main() -> None:
     parser.add_argument("study", choices=["double-descent", "bias-variance"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="double-descent only (default 500)")
+    parser.add_argument("--out", type=Path, default=None, help="keep dlcli's last results in this folder "
+                        "(emptied before each dlcli run; default: a temporary one)")
     arguments = parser.parse_args()
     dlcli = [sys.executable, "-m", "dlcli"]
     with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "out"
+        out = arguments.out or Path(scratch) / "out"
         if arguments.study == "double-descent":
             epochs = arguments.epochs or 500
             ours = [*dlcli, "sweep", str(CONFIGS / "double_descent_mlp.yaml"), "--workers", "2",

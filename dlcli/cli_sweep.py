@@ -45,7 +45,7 @@ def sweep(
     check_backend(backend)
     check_output_root(out)
     sweep_dir_of(spec, out)
-    estimate = check_points(spec, estimate=dry_run)
+    estimate = check_points(spec, estimate=dry_run, vectorize=vectorize)
     if dry_run:
         print_dry_run(spec, estimate)
         return

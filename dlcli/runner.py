@@ -24,7 +24,7 @@ import yaml
 
 from dlcli.config import Experiment, config_hash
 from dlcli.errors import UserError
-from dlcli.grouping import plan_groups, shape_of
+from dlcli.grouping import group_key, plan_groups, shape_of
 from dlcli.results import atomic_write_text, csv_text
 from dlcli.sweep import Sweep, point_problems
 
@@ -93,30 +93,32 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     return SweepResult(sweep_dir, rows, skipped)
 
 
-def check_points(sweep: Sweep, estimate: bool = False) -> float | None:
+def check_points(sweep: Sweep, estimate: bool = False, vectorize: bool = True) -> float | None:
     """Load the data and build the model of every point (nothing is written), reporting every point
-    that cannot run; with `estimate`, also time a few updates per distinct shape and extrapolate."""
+    that cannot run; with `estimate`, also time a few updates of each training unit (a stack, or a
+    point alone) of a distinct shape, and extrapolate."""
     from dlcli.train import estimate_seconds, prepare
 
     problems: dict[str, list[int]] = {}
-    seconds, probed = 0.0, {}
     for index, experiment in enumerate(sweep.experiments):
         try:
             prepare(experiment)
         except UserError as error:
             for problem in error.problems:
                 problems.setdefault(f"{sweep.config_path}: {problem}", []).append(index)
-            continue
-        if estimate:
-            # Time depends on shapes and counts, not on values like lr or seed.
-            shape = (experiment.data.model_dump_json(), experiment.model.model_dump_json(), experiment.loss,
-                     experiment.device, experiment.optim.name, experiment.optim.batch_size, experiment.train.epochs)
-            if shape not in probed:
-                probed[shape] = estimate_seconds(experiment)
-            seconds += probed[shape]
     if problems:
         raise UserError(point_problems(problems, len(sweep.points)))
-    return seconds if estimate else None
+    if not estimate:
+        return None
+    seconds, probed = 0.0, {}
+    for unit in plan_groups(sweep.experiments, vectorize)[0]:
+        experiments = [sweep.experiments[index] for index in unit]
+        # Time depends on shapes and counts, not on values like lr or seed.
+        shape = (group_key(experiments[0]), len(unit))
+        if shape not in probed:
+            probed[shape] = estimate_seconds(experiments)
+        seconds += probed[shape]
+    return seconds
 
 
 def train_group(experiment_jsons: list[dict[str, Any]], run_dirs: list[str]) -> list[tuple[int, dict[str, Any]]]:

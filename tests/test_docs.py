@@ -30,6 +30,17 @@ def test_every_command_is_documented_in_the_readme():
         assert f"dlcli {name}" in README, name
 
 
+def test_every_option_of_every_command_is_documented_in_the_readme():
+    import typer
+
+    commands = typer.main.get_command(app).commands
+    missing = [f"dlcli {name} {option}" for name, command in commands.items() for parameter in command.params
+               for option in [*parameter.opts, *getattr(parameter, "secondary_opts", [])]
+               if option.startswith("--") and option not in README]
+    assert len(commands) >= 7
+    assert not missing
+
+
 def _dotted_keys(model, prefix=""):
     for name, field in model.model_fields.items():
         annotation = field.annotation
