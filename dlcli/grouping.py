@@ -64,6 +64,18 @@ def plan_groups(experiments: list[Experiment], vectorize: bool) -> tuple[list[li
     return sorted(units), notes
 
 
+def unit_cost(experiments: list[Experiment]) -> float:
+    """A rough relative cost of training these points together, from the config alone: models × epochs
+    × the weights of the hidden layers (widths multiplied in turn). Orders the work among workers,
+    largest first, so that no worker is left alone with the biggest unit at the end."""
+    model = experiments[0].model
+    widths = [model.features] if model.name == "random_features" else list(model.hidden) or [1]
+    if model.name == "linear":
+        widths = [1]
+    weights = sum(a * b for a, b in zip(widths, widths[1:])) + sum(widths)
+    return len(experiments) * max(1, experiments[0].train.epochs) * weights
+
+
 def shape_of(dataset: Any) -> tuple:
     """What must match for data sets to stack: array shapes, kind and task."""
     val = None if dataset.x_val is None else dataset.x_val.shape

@@ -24,7 +24,7 @@ import yaml
 
 from dlcli.config import Experiment, config_hash
 from dlcli.errors import UserError
-from dlcli.grouping import group_key, plan_groups, shape_of
+from dlcli.grouping import group_key, plan_groups, shape_of, unit_cost
 from dlcli.results import atomic_write_text, csv_text
 from dlcli.sweep import Sweep, point_problems
 
@@ -79,6 +79,8 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     units, notes = plan_groups([sweep.experiments[i] for i in pending], vectorize)
     for note in notes:
         (on_note or (lambda text: None))(note)
+    if workers > 1 or backend == "ray":  # largest first: the last unit to start is a small one
+        units.sort(key=lambda unit: -unit_cost([sweep.experiments[pending[i]] for i in unit]))
     groups = [[(pending[i], sweep.experiments[pending[i]], sweep_dir / run_ids[pending[i]]) for i in unit]
               for unit in units]
     for results in execute(groups):
