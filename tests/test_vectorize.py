@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import assert_no_traceback, assert_same_sweep, read_csv_rows, run_dirs, text, tiny_config
 from dlcli.cli import app
 from dlcli.config import experiment_from_dict
-from dlcli.grouping import group_key, plan_groups
+from dlcli.grouping import group_key, plan_groups, unit_cost
 from dlcli.stack import ModelStack
 from dlcli.train import prepare
 
@@ -249,6 +249,17 @@ def test_points_group_by_shape_and_only_by_shape():
     assert sorted(len(unit) for unit in units) == [2, 64, 64]  # at most 64 models in a stack
     assert sorted(index for unit in units for index in unit) == list(range(130))
     assert plan_groups(experiments, vectorize=False)[0] == [[index] for index in range(130)]
+
+
+def test_work_is_ordered_by_a_cost_that_grows_with_width_models_and_epochs():
+    base = tiny_config()
+    def cost(count=1, hidden=(8,), epochs=3):
+        experiment = experiment_from_dict({**base, "model": {"name": "mlp", "hidden": list(hidden)},
+                                           "train": {"epochs": epochs}})
+        return unit_cost([experiment] * count)
+
+    assert cost(hidden=(300, 300)) > cost(hidden=(230, 230)) > cost(hidden=(16, 16)) > cost(hidden=(4, 4))
+    assert cost(count=3) == 3 * cost() and cost(epochs=6) == 2 * cost()
 
 
 def test_a_single_run_is_a_stack_of_one_with_the_same_numbers(write_config, tmp_path):
