@@ -15,9 +15,9 @@ DLCLI_TEST_DEVICE=cuda timeout 200 python3 -m pytest -q -p no:cacheprovider -x \
     tests/test_vectorize.py tests/test_cli.py tests/test_sweep.py -k "not ray" || echo "GPU tests failed"
 echo "tests: ${SECONDS} s"
 SECONDS=0
-timeout 120 python3 benchmarks/train_vs_loop.py --device cuda --repeats 5 || echo "benchmark (a) on the GPU failed"
+timeout 240 python3 benchmarks/train_vs_loop.py --device cuda --repeats 5 || echo "benchmark (a) on the GPU failed"
 echo "benchmark (a): ${SECONDS} s"
 SECONDS=0
-timeout 200 python3 benchmarks/vectorized_vs_one_by_one.py --device cuda --points 64 --epochs 5 --repeats 5 \
+timeout 200 python3 benchmarks/vectorized_vs_one_by_one.py --device cuda --points 64 --epochs 2 --repeats 3 \
     || echo "benchmark (b) on the GPU failed"
 echo "benchmark (b): ${SECONDS} s"
