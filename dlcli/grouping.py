@@ -69,9 +69,7 @@ def unit_cost(experiments: list[Experiment]) -> float:
     × the weights of the hidden layers (widths multiplied in turn). Orders the work among workers,
     largest first, so that no worker is left alone with the biggest unit at the end."""
     model = experiments[0].model
-    widths = [model.features] if model.name == "random_features" else list(model.hidden) or [1]
-    if model.name == "linear":
-        widths = [1]
+    widths = {"linear": [1], "random_features": [model.features]}.get(model.name, list(model.hidden))
     weights = sum(a * b for a, b in zip(widths, widths[1:])) + sum(widths)
     return len(experiments) * max(1, experiments[0].train.epochs) * weights
 

@@ -54,9 +54,10 @@ def train_epoch(models: Models, split: dict[str, Tensor], experiments: list[Expe
            for experiment in experiments]
     loss_fn = losses.LOSSES[lead.loss]
     models.start_epoch(lrs)
+    rows = torch.arange(len(x), device=x.device).unsqueeze(1)  # each model's row of the data
     batch_losses, times = [], []
     for i, indices in enumerate(batches):
-        inputs, targets = _gather(x, indices), _gather(y, indices)
+        inputs, targets = _gather(x, rows, indices), _gather(y, rows, indices)
         if augments is not None:
             inputs = torch.stack([augment(batch) for augment, batch in zip(augments, inputs)])
         data_loss = models.data_loss(loss_fn, inputs, targets)
@@ -66,11 +67,10 @@ def train_epoch(models: Models, split: dict[str, Tensor], experiments: list[Expe
     return EpochUpdates(torch.stack(batch_losses), lrs, [indices.shape[1] for indices in batches], times)
 
 
-def _gather(data: Tensor, indices: Tensor) -> Tensor:
-    """Each model's batch: data [M, n, ...] at indices [M, B] → [M, B, ...]."""
+def _gather(data: Tensor, rows: Tensor, indices: Tensor) -> Tensor:
+    """Each model's batch: data [M, n, ...] at indices [M, B] → [M, B, ...] (rows: [[0], [1], ...])."""
     if len(data) == 1:
         return data[0][indices[0]].unsqueeze(0)
-    rows = torch.arange(len(data), device=data.device).unsqueeze(1)
     return data[rows, indices]
 
 

@@ -102,6 +102,8 @@ class ModelStack:
         self.rates = self.hyper["dropout"].float().to(device)
         self.penalties = {name: self.hyper[name].float().to(device) for name in ("l1", "l2")}
         self.momentum = self.hyper["momentum"].float().to(device)
+        # Decided once: a penalty of zeros for the unregularized models of a stack changes nothing.
+        self.regularized = bool((self.hyper["l1"] > 0).any() or (self.hyper["l2"] > 0).any())
         # Each model draws its dropout masks from its own stream, seeded by its seed: independent of
         # the other models, and the same masks whether it trains alone or in a stack.
         self.generators = [torch.Generator(device=device).manual_seed(e.seed + DROPOUT_STREAM) for e in experiments]
@@ -125,7 +127,7 @@ class ModelStack:
         return loss_fn(outputs.flatten(0, 1), targets.flatten(0, 1)).float().view(targets.shape[:2]).mean(1)
 
     def step(self, data_loss: Tensor, i: int) -> None:
-        objective = data_loss + self._penalty() if self._regularized() else data_loss
+        objective = data_loss + self._penalty() if self.regularized else data_loss
         names = list(self.params)
         grads = torch.autograd.grad(objective.sum(), [self.params[name] for name in names])
         self.updates += 1
@@ -168,9 +170,6 @@ class ModelStack:
         for layer in self.layers:
             inputs = layer(self, inputs)
         return inputs
-
-    def _regularized(self) -> bool:
-        return bool((self.hyper["l1"] > 0).any() or (self.hyper["l2"] > 0).any())
 
     def _penalty(self) -> Tensor:
         """Each model's λ₂/2 · ||W||² + λ₁ · ||W||₁, as losses.penalty computes for one."""
