@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dlcli.runner import run_sweep
-from dlcli.sweep import load_sweep
+from dlcli.sweep.runner import run_sweep
+from dlcli.config.sweep import load_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 LRS = {16: "0.01,0.03,0.1,0.3", 64: "0.003,0.006,0.01,0.02,0.03,0.06,0.1,0.2"}

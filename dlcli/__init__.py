@@ -1,30 +1,42 @@
 """dlcli: train, sweep and compare small PyTorch models from YAML.
 
-The Python API mirrors the commands: `load_experiment` reads a config, `train` runs it,
-`evaluate_run` re-scores a finished run. Heavy modules (torch) load only when used.
+The Python API mirrors the commands; each name below is what a command calls. Heavy modules (torch)
+load only when a name that needs them is first used, so `import dlcli` stays fast.
 """
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
-__all__ = ["load_experiment", "train", "evaluate_run", "UserError", "__version__"]
+# name -> the module that defines it
+_API = {
+    "load_experiment": "dlcli.config.load",  # a YAML file plus overrides -> Experiment
+    "experiment_from_dict": "dlcli.config.load",  # a mapping plus overrides -> Experiment
+    "Experiment": "dlcli.config.schema",
+    "load_sweep": "dlcli.config.sweep",  # a config's sweep section plus --grid/--zip/--seeds -> Sweep
+    "train": "dlcli.engine.loop",  # Experiment -> RunResult (`dlcli train`)
+    "run_sweep": "dlcli.sweep.runner",  # Sweep -> SweepResult (`dlcli sweep`)
+    "estimate_sweep": "dlcli.sweep.runner",  # Sweep -> seconds (`dlcli sweep --dry-run`)
+    "load_study": "dlcli.sweep.study",  # the runs of a bias-variance study
+    "run_study": "dlcli.analysis.bias_variance",  # Study -> StudyResult (`dlcli bias-variance`)
+    "evaluate_run": "dlcli.analysis.evaluate",  # a run folder -> evaluation.json's content (`dlcli evaluate`)
+    "lr_find": "dlcli.analysis.lr_find",  # Experiment -> LrFindResult (`dlcli lr-find`)
+    "load_runs": "dlcli.analysis.compare",  # run folders -> a DataFrame, one row per run (`dlcli compare`)
+    "read_metrics": "dlcli.layout",
+    "read_summary": "dlcli.layout",
+    "Status": "dlcli.layout",
+    "UserError": "dlcli.errors",
+}
+
+__all__ = [*_API, "__version__"]
 
 
 def __getattr__(name: str):
-    if name == "load_experiment":
-        from dlcli.config import load_experiment
+    if name not in _API:
+        raise AttributeError(f"module 'dlcli' has no attribute {name!r}")
+    return getattr(importlib.import_module(_API[name]), name)
 
-        return load_experiment
-    if name == "train":
-        from dlcli.train import train
 
-        return train
-    if name == "evaluate_run":
-        from dlcli.evaluate import evaluate_run
-
-        return evaluate_run
-    if name == "UserError":
-        from dlcli.errors import UserError
-
-        return UserError
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted(__all__)

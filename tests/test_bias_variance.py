@@ -14,9 +14,11 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import text, tiny_config
-from dlcli.bias_variance import cross_entropy, load_study, run_study, squared_error, zero_one
+from dlcli.analysis.bias_variance import run_study
+from dlcli.analysis.decompositions import cross_entropy, squared_error, zero_one
+from dlcli.sweep.study import load_study
 from dlcli.cli import app
-from dlcli.data import load_dataset
+from dlcli.components.data import load_dataset
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "300"}
@@ -234,7 +236,7 @@ def test_fixed_data_is_cut_into_disjoint_training_sets_or_resampled(tmp_path):
     config = write_yaml(tmp_path, {"name": "fixed", "seed": 5, "data": {"name": "breast_cancer"},
                                    "model": {"name": "linear"}, "loss": "bce"})
     study = load_study(config, trials=3)
-    assert study.split == "disjoint"
+    assert study.draw == "disjoint"
     assert {e.data.resample.method for e in study.sweep.experiments} == {"disjoint"}
     assert {e.data.seed for e in study.sweep.experiments} == {5}  # the config's seed picks the test set
     datasets = [load_dataset(e.data.model_copy(update={"standardize": False}), e.seed)
@@ -242,7 +244,7 @@ def test_fixed_data_is_cut_into_disjoint_training_sets_or_resampled(tmp_path):
     rows = [set(map(bytes, d.x_train)) for d in datasets]
     assert all(not (rows[i] & rows[j]) for i in range(3) for j in range(i + 1, 3))
     assert all(np.array_equal(d.y_test, datasets[0].y_test) for d in datasets)
-    assert load_study(config, trials=3, split="bootstrap").split == "bootstrap"
+    assert load_study(config, trials=3, split="bootstrap").draw == "bootstrap"
 
 
 # ---- the command ---------------------------------------------------------------------------------

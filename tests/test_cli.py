@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import REPO, assert_no_traceback, line_with, text, tiny_config
 from dlcli.cli import app
-from dlcli.config import load_experiment
+from dlcli.config.load import load_experiment
 
 runner = CliRunner()
 METRIC_COLUMNS = {"epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds"}
@@ -145,10 +145,10 @@ def test_a_boolean_is_named_as_such_and_the_expected_kind_given(write_config, tm
 
 
 def _registry(name: str) -> list[str]:
-    from dlcli.data import DATASETS
-    from dlcli.losses import LOSSES
-    from dlcli.models import ACTIVATIONS, MODELS
-    from dlcli.optimizers import OPTIMIZERS
+    from dlcli.components.datasets import DATASETS
+    from dlcli.components.losses import LOSSES
+    from dlcli.components.models import ACTIVATIONS, MODELS
+    from dlcli.components.optimizers import OPTIMIZERS
 
     return list({"model.name": MODELS, "data.name": DATASETS, "loss": LOSSES, "optim.name": OPTIMIZERS,
                  "model.activation": ACTIVATIONS}[name])
@@ -320,7 +320,7 @@ def test_set_value_is_yaml_and_shows_in_print_config(write_config, tmp_path):
 
 
 def test_print_config_prints_every_section_with_defaults(write_config, tmp_path):
-    from dlcli.config import Experiment, GaussiansParams
+    from dlcli.config.schema import Experiment, GaussiansParams
 
     out = tmp_path / "out"
     sparse = {"name": "sparse", "data": {"name": "gaussians", "n_train": 50}, "optim": {"lr": 0.05}}

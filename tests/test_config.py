@@ -8,13 +8,9 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, tiny_config
-from dlcli.config import (
-    Experiment,
-    config_hash,
-    experiment_from_dict,
-    load_experiment,
-    to_yaml,
-)
+from dlcli.config.flat import config_hash, to_yaml
+from dlcli.config.load import experiment_from_dict, load_experiment
+from dlcli.config.schema import Experiment
 from dlcli.errors import UserError
 
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
@@ -29,7 +25,7 @@ def test_there_are_shipped_configs():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.name)
 def test_shipped_config_validates_and_prepares(path: Path, monkeypatch, tmp_path):
-    from dlcli.train import prepare
+    from dlcli.components.prepare import prepare
 
     monkeypatch.chdir(tmp_path)  # data paths start at the config's folder, not the working directory
     experiment = load_experiment(path)

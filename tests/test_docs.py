@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 import typing
 
-from dlcli import config
+from pydantic import BaseModel
+
+from dlcli.config import schema as config
 from dlcli.cli import app
 from conftest import CONFIGS, REPO
 
@@ -44,7 +46,7 @@ def test_every_option_of_every_command_is_documented_in_the_readme():
 def _dotted_keys(model, prefix=""):
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, config.BaseModel):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield from _dotted_keys(annotation, f"{prefix}{name}.")
         else:
             yield prefix + name
@@ -77,10 +79,10 @@ def test_every_shipped_config_is_listed_in_the_readme():
 
 
 def test_registries_match_the_names_the_config_allows():
-    from dlcli.data import DATASETS
-    from dlcli.losses import LOSSES
-    from dlcli.models import ACTIVATIONS, MODELS
-    from dlcli.optimizers import OPTIMIZERS
+    from dlcli.components.datasets import DATASETS
+    from dlcli.components.losses import LOSSES
+    from dlcli.components.models import ACTIVATIONS, MODELS
+    from dlcli.components.optimizers import OPTIMIZERS
 
     allowed = lambda model, field: set(typing.get_args(model.model_fields[field].annotation))  # noqa: E731
     assert set(DATASETS) == set(config.DATA_PARAMS) == set(typing.get_args(config.DataName))

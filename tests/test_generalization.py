@@ -16,15 +16,15 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from dlcli.cli import app
-from dlcli.compare import axis_value, interpolation_threshold, load_runs
-from dlcli.config import experiment_from_dict
-from dlcli.data import hold_out, load_dataset
+from dlcli.analysis.compare import axis_value, interpolation_threshold, load_runs
+from dlcli.config.load import experiment_from_dict
+from dlcli.components.data import hold_out, load_dataset
 from dlcli.errors import UserError
-from dlcli.evaluate import evaluate_run
-from dlcli.loop import _shift, make_augment
-from dlcli.models import build_model
-from dlcli.results import read_metrics, read_summary
-from dlcli.train import train
+from dlcli.analysis.evaluate import evaluate_run
+from dlcli.engine.augment import make_augment, shift
+from dlcli.components.models import build_model
+from dlcli.layout import read_metrics, read_summary
+from dlcli.engine.loop import train
 
 runner = CliRunner()
 
@@ -384,7 +384,7 @@ def test_no_val_columns_without_a_validation_set(tmp_path):
 
 
 def test_noise_augmentation_touches_training_batches_only(tmp_path, monkeypatch):
-    import dlcli.train as train_module
+    import dlcli.engine.loop as train_module
 
     noise_std = 0.5
     base = tiny_config(train={"epochs": 3, "val_fraction": 0.2})
@@ -470,7 +470,7 @@ def _zero_filled(row: torch.Tensor, offset: int) -> torch.Tensor:
 def test_circular_shift_is_a_per_sample_roll():
     most = 3
     batch = torch.randn(200, 40, generator=torch.Generator().manual_seed(1))
-    out = _shift(batch.clone(), -1, most, "circular", torch.Generator().manual_seed(2))
+    out = shift(batch.clone(), -1, most, "circular", torch.Generator().manual_seed(2))
     offsets = [o for (o,) in _roll_offsets(batch, out, most, (-1,))]
     assert set(offsets) == set(range(-most, most + 1))  # every offset in [−most, most] occurs, no other
 
@@ -478,7 +478,7 @@ def test_circular_shift_is_a_per_sample_roll():
 def test_circular_shift_along_image_rows_rolls_each_image():
     most = 2
     batch = torch.randn(60, 6, 5, generator=torch.Generator().manual_seed(3))
-    out = _shift(batch.clone(), -2, most, "circular", torch.Generator().manual_seed(4))
+    out = shift(batch.clone(), -2, most, "circular", torch.Generator().manual_seed(4))
     offsets = [o for (o,) in _roll_offsets(batch, out, most, (0,))]
     assert set(offsets) == set(range(-most, most + 1))
 
@@ -486,7 +486,7 @@ def test_circular_shift_along_image_rows_rolls_each_image():
 def test_pad_shift_fills_what_enters_with_zeros():
     most = 3
     batch = torch.rand(200, 40, generator=torch.Generator().manual_seed(5)) + 1.0  # no zeros of its own
-    out = _shift(batch.clone(), -1, most, "pad", torch.Generator().manual_seed(6))
+    out = shift(batch.clone(), -1, most, "pad", torch.Generator().manual_seed(6))
     offsets = []
     for before, after in zip(batch, out):
         matches = [k for k in range(-most, most + 1) if torch.equal(_zero_filled(before, k), after)]

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from dlcli import losses
-from dlcli.config import ModelConfig
-from dlcli.models import build_model
+from dlcli.components import losses
+from dlcli.config.schema import ModelConfig
+from dlcli.components.models import build_model
 
 # ---- cross-entropy: the lecture's worked example -------------------------------------------------
 

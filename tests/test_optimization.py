@@ -14,15 +14,15 @@ from typer.testing import CliRunner
 
 from conftest import CONFIGS, text, tiny_config
 from dlcli.cli import app
-from dlcli.compare import load_runs, read_curves, update_noise
-from dlcli.config import experiment_from_dict, load_experiment
+from dlcli.analysis.compare import load_runs, read_curves, update_noise
+from dlcli.config.load import experiment_from_dict, load_experiment
 from dlcli.errors import UserError
-from dlcli.lr_find import SMOOTHING
-from dlcli.results import read_metrics
-from dlcli.runner import run_sweep
-from dlcli.schedules import batch_size_at, lr_at, plan
-from dlcli.sweep import load_sweep
-from dlcli.train import train
+from dlcli.analysis.lr_find import SMOOTHING
+from dlcli.layout import read_metrics
+from dlcli.sweep.runner import run_sweep
+from dlcli.components.schedules import batch_size_at, lr_at, plan
+from dlcli.config.sweep import load_sweep
+from dlcli.engine.loop import train
 
 runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -337,7 +337,7 @@ def test_sequential_batches_on_sorted_data_train_worse_than_shuffle_and_stride(t
 
 
 def test_sort_by_label_orders_the_training_set_by_class():
-    from dlcli.data import load_dataset
+    from dlcli.components.data import load_dataset
 
     exp = load_experiment(CONFIGS / "batch_order.yaml", ["data.n_train=300", "device=cpu"])
     unsorted = load_experiment(CONFIGS / "batch_order.yaml", ["data.n_train=300", "data.sort_by_label=false"])

@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from conftest import (assert_no_traceback, assert_same_sweep, line_with, read_csv_rows,
                       run_dirs, text, tiny_config, without)
 from dlcli.cli import app
-from dlcli.config import load_experiment
+from dlcli.config.load import load_experiment
 from dlcli.errors import UserError
-from dlcli.sweep import load_sweep, parse_values
+from dlcli.config.sweep import load_sweep, parse_values
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "300"}  # no wrapping of the lines we read back

@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from conftest import CONFIGS, tiny_config
-from dlcli.config import experiment_from_dict, load_experiment
-from dlcli.data import gaussians_bayes_error, load_dataset
-from dlcli.models import build_model
-from dlcli.results import read_metrics, read_summary
-from dlcli.loop import epoch_batches
-from dlcli.train import train
+from dlcli.config.load import experiment_from_dict, load_experiment
+from dlcli.components.data import load_dataset
+from dlcli.components.datasets import gaussians_bayes_error
+from dlcli.components.models import build_model
+from dlcli.layout import read_metrics, read_summary
+from dlcli.engine.batches import epoch_batches
+from dlcli.engine.loop import train
 
 
 def _phi(x: float) -> float:

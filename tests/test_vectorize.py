@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from conftest import assert_no_traceback, assert_same_sweep, read_csv_rows, run_dirs, text, tiny_config
 from dlcli.cli import app
-from dlcli.config import experiment_from_dict
-from dlcli.grouping import group_key, plan_groups, unit_cost
-from dlcli.stack import ModelStack
-from dlcli.train import prepare
+from dlcli.config.load import experiment_from_dict
+from dlcli.engine.grouping import group_key, plan_units, unit_cost
+from dlcli.engine.stack import ModelStack
+from dlcli.components.prepare import prepare, prepare_all
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "300"}
@@ -116,7 +116,7 @@ def test_dropout_rate_differs_per_model_and_masks_are_independent():
         model.load_state_dict(models[0].state_dict())
     stack = ModelStack(models, experiments)
     stack.start_epoch([[0.1]] * 3)  # training mode: dropout on
-    inputs = torch.randn(1, 50, 2).expand(3, 50, 2).to(stack.rates.device)
+    inputs = torch.randn(1, 50, 2).expand(3, 50, 2).to(stack.device)
     hidden = stack.layers[2](stack, stack.layers[1](stack, stack.layers[0](stack, inputs)))  # Linear, ReLU
     dropped = stack.layers[3](stack, hidden)
     alive = hidden > 0
@@ -157,17 +157,18 @@ def test_stacked_optimizers_follow_torch_optim(optimizer, extra):
 
 
 def stacked_final_losses(experiments) -> list[float]:
-    from dlcli.loop import measure, stack_splits, train_epoch
-    from dlcli.schedules import plan
+    from dlcli.components.schedules import plan
+    from dlcli.engine.batches import stack_data
+    from dlcli.engine.epoch import Member, measure, train_epoch
 
     prepared = [prepare(experiment) for experiment in experiments]
     stack = ModelStack([point.model for point in prepared], experiments)
-    split = stack_splits([point.dataset for point in prepared], prepared[0].device)
-    run_plan = plan(experiments[0].optim, experiments[0].train.epochs, split["x_train"].shape[1])
-    generators = [torch.Generator().manual_seed(experiment.seed) for experiment in experiments]
+    data = stack_data([point.dataset for point in prepared], prepared[0].device)
+    run_plan = plan(experiments[0].optim, experiments[0].train.epochs, data["x_train"].shape[1])
+    members = [Member(experiment, torch.Generator().manual_seed(experiment.seed), None) for experiment in experiments]
     for epoch in range(1, experiments[0].train.epochs + 1):
-        train_epoch(stack, split, experiments, generators, run_plan, epoch)
-    return [values["train_loss"] for values in measure(stack, split, "cross_entropy", None)]
+        train_epoch(stack, data, members, run_plan, epoch)
+    return [values["train_loss"] for values in measure(stack, data, "cross_entropy", None)]
 
 
 def plain_final_loss(experiment) -> float:
@@ -244,11 +245,11 @@ def test_points_group_by_shape_and_only_by_shape():
                                                                                     "dropout": 0.4})
     assert key(model={"name": "mlp", "hidden": [8], "dropout": 0.2}) != key()  # a Dropout layer or none
     assert key(train={"epochs": 4}) != key()
-    experiments = [experiment_from_dict({**base, "seed": seed}) for seed in range(130)]
-    units, _ = plan_groups(experiments, vectorize=True)
+    prepared = prepare_all([experiment_from_dict({**base, "seed": seed}) for seed in range(130)], "test")
+    units, _ = plan_units(prepared, vectorize=True)
     assert sorted(len(unit) for unit in units) == [2, 64, 64]  # at most 64 models in a stack
     assert sorted(index for unit in units for index in unit) == list(range(130))
-    assert plan_groups(experiments, vectorize=False)[0] == [[index] for index in range(130)]
+    assert plan_units(prepared, vectorize=False)[0] == [[index] for index in range(130)]
 
 
 def test_work_is_ordered_by_a_cost_that_grows_with_width_models_and_epochs():

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from dlcli.cli import app
-from dlcli.config import experiment_from_dict
-from dlcli.results import read_metrics
-from dlcli.train import train
+from dlcli.config.load import experiment_from_dict
+from dlcli.layout import read_metrics
+from dlcli.engine.loop import train
 
 
 def replay(rows: list[dict], patience: int, metric: str) -> tuple[int | None, int]:

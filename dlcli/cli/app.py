@@ -1,0 +1,57 @@
+"""What every command shares: the Typer app, exit statuses, turning user errors into exit 2, and the
+checks of common options."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable, NoReturn
+
+import typer
+
+from dlcli.errors import UserError
+
+app = typer.Typer(
+    name="dlcli",
+    help="Train, sweep and compare small PyTorch models from YAML, train and test error side by side: "
+         "how do we know a model is good?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 1  # diverged
+EXIT_INTERRUPTED = 130  # as a shell reports Ctrl-C
+
+SET_HELP = "Override a config key, KEY=VALUE with a YAML value (repeatable): --set optim.lr=0.05"
+
+
+def user_errors_exit_2(command: Callable) -> Callable:
+    """Turn a `UserError` into one line per problem on stderr and exit status 2, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            from dlcli.report.console import print_problems
+
+            print_problems(error.problems)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+
+    return wrapper
+
+
+def check_plot_path(plot: Path | None) -> None:
+    """--plot names a PNG to write: its folder must exist."""
+    if plot is not None and not plot.parent.is_dir():
+        raise UserError(f"--plot: folder {plot.parent} does not exist")
+
+
+def exit_interrupted(label: str) -> NoReturn:
+    """Ctrl-C during a sweep: finished runs are on disk, and the same command resumes."""
+    from dlcli.report.console import console
+
+    console.print(f"[yellow]{label}:[/] run the same command again to resume")
+    raise typer.Exit(EXIT_INTERRUPTED)

@@ -1,0 +1,95 @@
+"""Preparing a run: resolve the device, load the data, build the initial model, and check that they
+fit together. Nothing is written until this has succeeded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dlcli.components import losses
+from dlcli.components.data import hold_out, load_dataset
+from dlcli.components.datasets import Dataset
+from dlcli.components.models import build_model
+from dlcli.config.schema import Experiment
+from dlcli.errors import UserError
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, all checked: the data set, the device and the initialized model."""
+
+    experiment: Experiment
+    dataset: Dataset
+    device: torch.device
+    model: nn.Module
+    random_state: torch.Tensor  # torch's global CPU generator right after the model was built
+
+
+def resolve_device(spec: str) -> torch.device:
+    """auto = cuda if available, else mps, else cpu; an unavailable device is the user's error."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device: {spec} is not available here (no CUDA GPU; allowed: auto, cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device: {spec} does not exist (this machine has {torch.cuda.device_count()} GPUs)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device: {spec} is not available here (allowed: auto, cpu)")
+    return device
+
+
+def run_data(experiment: Experiment) -> Dataset:
+    """The data set a run trains on: the configured one, with its validation set held out."""
+    return hold_out(load_dataset(experiment.data, experiment.seed), experiment.train.val_fraction, experiment.seed)
+
+
+def prepare(experiment: Experiment, dataset: Dataset | None = None) -> Prepared:
+    """Load the data (unless given) and build the model, raising `UserError` for anything that does
+    not fit."""
+    device = resolve_device(experiment.device)
+    dataset = run_data(experiment) if dataset is None else dataset
+    problems = losses.loss_problems(experiment.loss, dataset.task, dataset.num_classes, experiment.data.name)
+    if experiment.train.precision == "bf16" and device.type != "cuda":
+        problems.append(f"train.precision: bf16 autocast needs a CUDA device, and this run is on {device.type} "
+                        "(allowed here: fp32)")
+    if experiment.data.augment.shift > 0 and dataset.kind == "tabular":
+        problems.append(f"data.augment.shift: shifts signals and images; {experiment.data.name} is a table")
+    if dataset.task == "regression" and experiment.data.label_noise > 0:
+        problems.append(f"data.label_noise: {experiment.data.name} is a regression data set; it has no labels to flip")
+    if problems:
+        raise UserError(problems)
+    torch.manual_seed(experiment.seed)  # the initial weights depend on the seed alone
+    outputs = losses.output_width(experiment.loss, dataset.task, dataset.num_classes)
+    model = build_model(experiment.model, dataset.input_shape, outputs).to(device)
+    return Prepared(experiment, dataset, device, model, torch.get_rng_state())
+
+
+def prepare_all(experiments: list[Experiment], source: str | Path) -> list[Prepared]:
+    """Prepare many runs (a sweep's points), reporting every problem of every one together, each line
+    prefixed with `source` and the points it concerns. Points with the same data config share one
+    load of the data and its arrays."""
+    from dlcli.config.sweep import point_problems
+
+    prepared, problems, datasets = [], {}, {}
+    for index, experiment in enumerate(experiments):
+        try:
+            dataset = datasets.get(_data_identity(experiment))
+            prepared.append(prepare(experiment, dataset))
+            datasets.setdefault(_data_identity(experiment), prepared[-1].dataset)
+        except UserError as error:
+            for problem in error.problems:
+                problems.setdefault(f"{source}: {problem}", []).append(index)
+    if problems:
+        raise UserError(point_problems(problems, len(experiments)))
+    return prepared
+
+
+def _data_identity(experiment: Experiment) -> tuple:
+    """What a run's data depend on: the data config, the seed and the validation fraction."""
+    return experiment.data.model_dump_json(), experiment.seed, experiment.train.val_fraction

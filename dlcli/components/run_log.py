@@ -1,0 +1,182 @@
+"""A run's files while it trains, alone or in a stack of models: `RunLog` is their only writer.
+
+start (the constructor): config.yaml and a summary.json with status 'running'; record: a row appended
+to metrics.csv per epoch (and the epoch's updates to steps.csv), flushed; finish: model.pt and the
+final summary.json, both written atomically; fail: the summary says what broke. What each file holds
+is `dlcli.layout`'s docstring.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from torch import Tensor
+
+import dlcli
+from dlcli import layout
+from dlcli.components.early_stopping import EarlyStopper
+from dlcli.components.models import parameter_count
+from dlcli.components.prepare import Prepared
+from dlcli.config.flat import config_hash, flat_config, to_yaml
+from dlcli.config.schema import Experiment
+from dlcli.layout import Status
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One model's weights inside a snapshot of all the models of a stack ({key: [M, ...]}): the
+    snapshot is taken once per epoch however many models train; a model's part is cut out of it
+    only when it is written."""
+
+    snapshot: dict[str, Tensor]
+    index: int
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {key: value[self.index] for key, value in self.snapshot.items()}
+
+
+class RunLog:
+    """One run's files and outcome. Created when the run starts (its folder must exist)."""
+
+    def __init__(self, prepared: Prepared, run_dir: Path):
+        self.prepared, self.run_dir = prepared, run_dir
+        experiment = prepared.experiment
+        layout.atomic_write_text(run_dir / layout.CONFIG, to_yaml(experiment))
+        self._header = _summary_header(prepared, run_dir)
+        layout.atomic_write_json(run_dir / layout.SUMMARY, {**self._header, "status": Status.RUNNING})
+        validation = prepared.dataset.x_val is not None
+        self._metrics = layout.CsvLog(run_dir / layout.METRICS, layout.metric_columns(validation))
+        self._steps = layout.CsvLog(run_dir / layout.STEPS, layout.STEP_COLUMNS) if experiment.train.log_steps else None
+        self._stopper = EarlyStopper(experiment.regularization.early_stopping)
+        self._rows: list[dict[str, Any]] = []
+        self._last_state: ModelState | None = None
+        self.status: Status | None = None  # set when the run ends
+        self._message: str | None = None
+        self.summary: dict[str, Any] | None = None  # written when the run is finished
+
+    @property
+    def experiment(self) -> Experiment:
+        return self.prepared.experiment
+
+    @property
+    def ended(self) -> bool:
+        return self.status is not None
+
+    @property
+    def logs_steps(self) -> bool:
+        return self._steps is not None
+
+    def record(self, row: dict[str, Any] | None, state: ModelState) -> None:
+        """Log an epoch's metrics row (None: its losses were not finite), or end the run: diverged, or
+        stopped early."""
+        if row is None:
+            epoch = len(self._rows)
+            self._end(Status.DIVERGED, _divergence_message(epoch, self.experiment))
+            return
+        self._metrics.append(row)
+        self._rows.append(row)
+        self._last_state = state
+        if self._stopper.should_stop(row, state):
+            self._end(Status.EARLY_STOPPED, self._stopper.message(row["epoch"]))
+
+    def record_steps(self, rows: list[dict[str, Any]]) -> None:
+        if self._steps is not None:
+            self._steps.append_many(rows)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: the run ends here, its finished epochs kept."""
+        if not self.ended:
+            self._end(Status.INTERRUPTED, f"interrupted after {max(len(self._rows) - 1, 0)} completed epochs")
+
+    def finish(self, seconds: float) -> dict[str, Any]:
+        """Write the weights (the best epoch's, when early stopping restores them) and the summary."""
+        if self.summary is not None:
+            return self.summary
+        restored = self._stopper.restore()
+        kept = self._stopper.best_state if restored is not None else self._last_state
+        weights = kept.state_dict() if kept is not None else None
+        self._close_logs()
+        if weights is not None:
+            layout.save_weights(self.run_dir / layout.WEIGHTS, weights)
+        summary = _final_summary(self._header, self._rows, self.status or Status.COMPLETED, self._message, seconds,
+                                 restored)
+        summary["sparsity"] = sparsity(weights) if weights is not None else None
+        layout.atomic_write_json(self.run_dir / layout.SUMMARY, summary)
+        self.status, self.summary = summary["status"], summary
+        return summary
+
+    def fail(self, error: BaseException, seconds: float) -> None:
+        """Record a run that broke (a bug, a resource failure): its epochs stay, the summary says why."""
+        if self.summary is None:
+            self.status = Status.FAILED
+            self.summary = _final_summary(self._header, self._rows, Status.FAILED,
+                                          f"{type(error).__name__}: {error}", seconds)
+            layout.atomic_write_json(self.run_dir / layout.SUMMARY, self.summary)
+            self._close_logs()
+
+    def _end(self, status: Status, message: str) -> None:
+        self.status, self._message = status, message
+
+    def _close_logs(self) -> None:
+        for log in (self._metrics, self._steps):
+            if log is not None:
+                log.close()
+
+
+def sparsity(state: dict[str, Tensor], threshold: float = 1e-3) -> float:
+    """Fraction of the weights (every floating-point entry of the state) with |w| < threshold."""
+    tensors = [value for value in state.values() if value.is_floating_point()]
+    small = sum(int((value.abs() < threshold).sum()) for value in tensors)
+    return small / max(1, sum(value.numel() for value in tensors))
+
+
+def _divergence_message(epoch: int, experiment: Experiment) -> str:
+    if epoch == 0:
+        return "the loss is not finite at initialization"
+    return (f"loss became NaN or infinite in epoch {epoch} (optim.lr = {experiment.optim.lr}); "
+            f"kept epochs 0-{epoch - 1}")
+
+
+def _summary_header(prepared: Prepared, run_dir: Path) -> dict[str, Any]:
+    experiment = prepared.experiment
+    return {
+        "run_id": run_dir.name,
+        "name": experiment.name,
+        "seed": experiment.seed,
+        "config_hash": config_hash(experiment),
+        "data": experiment.data.name,
+        "n_train": len(prepared.dataset.x_train),
+        "n_test": len(prepared.dataset.x_test),
+        "bayes_error": prepared.dataset.bayes_error,
+        "parameters": parameter_count(prepared.model),
+        "device": str(prepared.device),
+        "torch_version": torch.__version__,
+        "dlcli_version": dlcli.__version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": flat_config(experiment),  # lets `compare` read one file per run
+    }
+
+
+def _final_summary(header: dict, rows: list[dict], status: Status, message: str | None, seconds: float,
+                   restored: dict | None = None) -> dict:
+    ran = rows[-1] if rows else {}
+    final = restored or ran  # the metrics of the weights the run ends with (and model.pt holds)
+    best = min(rows, key=lambda row: row["test_error"]) if rows else {}
+    return {
+        **header,
+        "status": status,
+        "message": message,
+        "epochs_run": ran.get("epoch", 0),
+        "steps": ran.get("step", 0),
+        "restored_epoch": restored["epoch"] if restored else None,
+        **{key: final.get(key) for key in ("train_loss", "train_error", "test_loss", "test_error",
+                                           "val_loss", "val_error", "weight_norm")},
+        "gap": final["test_error"] - final["train_error"] if rows else None,
+        "best_test_error": best.get("test_error"),
+        "best_epoch": best.get("epoch"),
+        "seconds": seconds,
+    }

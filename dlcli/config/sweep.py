@@ -1,0 +1,221 @@
+"""A sweep: which points to run. Grid axes multiply, zip axes vary together, seeds repeat each point.
+
+Axes come from the config's `sweep:` section and from the command line (which adds axes or replaces
+one of the same key). Values are YAML (`1,8,32,full`, `[64,64],[128,128]`) or generators:
+`range(a,b[,step])` and `log(a,b,n)` (n log-spaced values from a to b inclusive).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from dlcli.config.load import load_experiment, parse_value, read_yaml_mapping
+from dlcli.config.schema import Experiment, Integer, Section
+from dlcli.errors import UserError
+
+
+class SweepSection(Section):
+    grid: dict[str, list[Any] | str | int | float] = {}  # key -> values; axes multiply
+    zip: dict[str, list[Any] | str | int | float] = {}  # key -> values; axes vary together
+    seeds: Annotated[Integer, Field(ge=1)] | None = None  # replicates with seeds 0..N-1
+
+
+@dataclass
+class SweepSpec:
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    zip: dict[str, list[Any]] = field(default_factory=dict)
+    seeds: int | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        """The swept keys, in the order of the points' columns; `seed` when replicated."""
+        keys = [*self.grid, *self.zip]
+        return keys + (["seed"] if self.seeds and "seed" not in keys else [])
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every point as {dotted key: value}: grid product × zipped rows × seeds."""
+        grid_rows = [dict(zip(self.grid, values)) for values in itertools.product(*self.grid.values())]
+        zip_rows = [dict(zip(self.zip, values)) for values in zip(*self.zip.values())] if self.zip else [{}]
+        seeds = [{"seed": seed} for seed in range(self.seeds)] if self.seeds else [{}]
+        return [{**g, **z, **s} for g in grid_rows for z in zip_rows for s in seeds]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"grid": self.grid, "zip": self.zip, "seeds": self.seeds}
+
+
+@dataclass
+class Sweep:
+    """A base config and the points to run, each a validated experiment."""
+
+    config_path: Path
+    spec: SweepSpec
+    experiments: list[Experiment]
+    points: list[dict[str, Any]]
+    overrides: list[str] = field(default_factory=list)
+
+
+def load_sweep(config_path: str | Path, grid: list[str] = (), zipped: list[str] = (), seeds: int | None = None,
+               overrides: list[str] = ()) -> Sweep:
+    """Read the config's sweep section, add the command line's axes, and validate every point.
+
+    All problems of all points are reported together, before anything runs.
+    """
+    config_path = Path(config_path)
+    section = read_sweep_section(config_path)
+    spec = SweepSpec(
+        grid={**_axes(section.grid, f"{config_path}: sweep.grid"), **_cli_axes(grid, "--grid")},
+        zip={**_axes(section.zip, f"{config_path}: sweep.zip"), **_cli_axes(zipped, "--zip")},
+        seeds=seeds or section.seeds,
+    )
+    _check_spec(spec)
+    points = spec.points()
+    experiments, problems = [], {}
+    for index, point in enumerate(points):
+        try:
+            experiments.append(load_experiment(config_path, overrides, assignments=point))
+        except UserError as error:
+            for problem in error.problems:
+                problems.setdefault(problem, []).append(index)
+    if problems:
+        raise UserError(point_problems(problems, len(points)))
+    return Sweep(config_path, spec, experiments, points, list(overrides))
+
+
+def point_problems(problems: dict[str, list[int]], total: int) -> list[str]:
+    """One line per distinct problem, saying at which points (1-based) it occurs."""
+    def where(indices: list[int]) -> str:
+        if len(indices) == total:
+            return "every point"
+        shown = ", ".join(str(i + 1) for i in indices[:10])
+        return f"point{'s' if len(indices) > 1 else ''} {shown}{', …' if len(indices) > 10 else ''}"
+
+    return [f"{problem} ({where(indices)})" for problem, indices in problems.items()]
+
+
+def parse_values(text: str) -> list[Any]:
+    """`1,8,full` -> [1, 8, 'full']; `range(0,10,5)` -> [0, 5]; `log(0.01,1,3)` -> [0.01, 0.1, 1.0]."""
+    values: list[Any] = []
+    for piece in _split_top_level(text):
+        generated = _generator(piece)
+        if generated is not None:
+            values += generated
+            continue
+        try:
+            values.append(parse_value(piece))
+        except yaml.YAMLError:
+            raise UserError(f"{piece!r} is not a valid YAML value") from None
+    return values
+
+
+def _generator(piece: str) -> list[Any] | None:
+    found = re.fullmatch(r"\s*(range|log)\((.*)\)\s*", piece)
+    if not found:
+        return None
+    kind, arguments = found.groups()
+    numbers = [_number(argument) for argument in arguments.split(",")]
+    if any(number is None for number in numbers):
+        raise UserError(f"{piece.strip()}: arguments must be numbers")
+    if kind == "range":
+        if len(numbers) not in (2, 3) or (len(numbers) == 3 and numbers[2] <= 0):
+            raise UserError(f"{piece.strip()}: expected range(start, stop[, step > 0])")
+        start, stop, step = (*numbers, 1)[:3]
+        count = max(0, math.ceil((stop - start) / step))
+        values = [start + i * step for i in range(count)]
+        # 0.1 + 3 * 0.1 rounds to 0.4000000000000001 > 0.4: the stop is excluded whatever the rounding.
+        return [_tidy(value) for value in values if value < stop - 1e-9 * abs(step)]
+    if len(numbers) != 3 or numbers[0] <= 0 or numbers[1] <= 0 or numbers[2] < 1 or int(numbers[2]) != numbers[2]:
+        raise UserError(f"{piece.strip()}: expected log(low > 0, high > 0, count >= 1)")
+    low, high, count = numbers[0], numbers[1], int(numbers[2])
+    if count == 1:
+        return [_tidy(low)]
+    ratio = (high / low) ** (1 / (count - 1))
+    return [_tidy(low * ratio**i) for i in range(count)]
+
+
+def _number(text: str) -> int | float | None:
+    for kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            continue
+    return None
+
+
+def _tidy(value: int | float) -> int | float:
+    # 6 significant digits: log(0.01,1,5) gives 0.0316228, not 0.031622776601683784.
+    return value if isinstance(value, int) else float(f"{value:.6g}")
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets and parentheses: `[64,64],[8]` -> ['[64,64]', '[8]']."""
+    pieces, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            pieces.append(current)
+            current = ""
+        else:
+            current += char
+    pieces.append(current)
+    return [piece.strip() for piece in pieces if piece.strip()]
+
+
+def _cli_axes(items: list[str], option: str) -> dict[str, list[Any]]:
+    axes, problems = {}, []
+    for item in items:
+        key, equals, text = item.partition("=")
+        if not equals or not key.strip() or not text.strip():
+            problems.append(f"{option} {item}: expected KEY=V1,V2,..., e.g. {option} optim.lr=0.01,0.1")
+            continue
+        try:
+            axes[key.strip()] = parse_values(text)
+        except UserError as error:
+            problems += [f"{option} {key.strip()}: {problem}" for problem in error.problems]
+    if problems:
+        raise UserError(problems)
+    return axes
+
+
+def _axes(section: dict[str, Any], where: str) -> dict[str, list[Any]]:
+    axes, problems = {}, []
+    for key, values in section.items():
+        try:
+            axes[key] = parse_values(values) if isinstance(values, str) else (
+                values if isinstance(values, list) else [values])
+        except UserError as error:
+            problems += [f"{where}.{key}: {problem}" for problem in error.problems]
+    if problems:
+        raise UserError(problems)
+    return axes
+
+
+def read_sweep_section(config_path: Path) -> SweepSection:
+    """The config file's `sweep:` section, validated (empty when there is none)."""
+    section, source = read_yaml_mapping(config_path).get("sweep") or {}, str(config_path)
+    try:
+        return SweepSection.model_validate(section)
+    except ValidationError as error:
+        raise UserError([f"{source}: sweep.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                         for e in error.errors()]) from None
+
+
+def _check_spec(spec: SweepSpec) -> None:
+    problems = [f"sweep axis {key}: no values" for key, values in {**spec.grid, **spec.zip}.items() if not values]
+    lengths = {key: len(values) for key, values in spec.zip.items()}
+    if len(set(lengths.values())) > 1:
+        problems.append("zip axes must have the same number of values: "
+                        + ", ".join(f"{key} has {n}" for key, n in lengths.items()))
+    both = set(spec.grid) & set(spec.zip)
+    problems += [f"{key}: swept both as a grid and a zip axis" for key in sorted(both)]
+    if spec.seeds and "seed" in {**spec.grid, **spec.zip}:
+        problems.append("seed: swept as an axis and by --seeds; use one")
+    if problems:
+        raise UserError(problems)

@@ -1,0 +1,123 @@
+"""Training runs: `train` one experiment, or `train_unit` runs that train together (a stack, or one
+alone: `dlcli.engine.grouping` decides). One epoch loop serves both.
+
+Each epoch: train (dlcli.engine.epoch), measure every split, and hand each model's row to its run's
+log, which ends the run when it diverged or should stop early. A run that ends leaves the stack; the
+others go on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from dlcli import layout
+from dlcli.components import schedules
+from dlcli.components.prepare import Prepared, prepare
+from dlcli.components.run_log import ModelState, RunLog
+from dlcli.config.flat import config_hash
+from dlcli.config.schema import Experiment
+from dlcli.engine.augment import make_augment
+from dlcli.engine.batches import select_data, stack_data
+from dlcli.engine.epoch import EpochUpdates, Member, measure, train_epoch
+from dlcli.engine.grouping import build_models
+from dlcli.engine.interface import Trainable
+from dlcli.layout import Status
+
+OnEpoch = Callable[[dict[str, float]], None]  # hears each epoch's metrics row as it is logged
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: Status  # completed | early_stopped | diverged | interrupted (a failed run raises)
+    summary: dict[str, Any]
+
+
+def train(experiment: Experiment, out_root: str | Path = "results", on_epoch: OnEpoch | None = None) -> RunResult:
+    """Train one experiment into a new run directory under <out_root>/<name>/."""
+    prepared = prepare(experiment)
+    run_dir = layout.new_run_dir(Path(out_root), experiment.name, config_hash(experiment))
+    return train_unit([prepared], [run_dir], on_epoch)[0]
+
+
+def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | None = None) -> list[RunResult]:
+    """Train prepared runs together, each into its run folder (created if missing; it must hold no
+    earlier run). With several, they must stack (same shapes; see dlcli.engine.grouping)."""
+    for run_dir in run_dirs:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    members = [Member(point.experiment, torch.Generator().manual_seed(point.experiment.seed),
+                      make_augment(point.experiment.data.augment, point.dataset.kind, point.device,
+                                   point.experiment.seed), RunLog(point, run_dir))
+               for point, run_dir in zip(unit, run_dirs)]
+    data = stack_data([point.dataset for point in unit], unit[0].device)
+    return _epoch_loop(build_models(unit), members, data, on_epoch or (lambda row: None))
+
+
+def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor],
+                on_epoch: OnEpoch) -> list[RunResult]:
+    """Epoch 0 measures the initial models; each later epoch trains, then measures."""
+    everyone, lead = list(members), members[0].experiment  # shapes and epochs are the same for every member
+    plan = schedules.plan(lead.optim, lead.train.epochs, data["x_train"].shape[1])
+    for member in members:
+        member.lr = schedules.lr_at(member.experiment.optim, plan, 0) if plan.total_steps else member.experiment.optim.lr
+    step, started = 0, time.perf_counter()
+    try:
+        for epoch in range(lead.train.epochs + 1):
+            updates = None
+            if epoch > 0:
+                updates = train_epoch(models, data, members, plan, epoch)
+                _log_steps(members, updates, epoch, step, started)
+                step += len(updates.batch_sizes)
+                for member, lrs in zip(members, updates.lrs):
+                    member.lr = lrs[-1]
+            _record(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
+            going = [m for m, member in enumerate(members) if not member.log.ended]
+            for member in members:
+                if member.log.ended:
+                    member.log.finish(time.perf_counter() - started)
+            if not going:
+                break
+            if len(going) < len(members):
+                members, data = [members[m] for m in going], select_data(data, going)
+                models.keep(going)
+    except KeyboardInterrupt:
+        for member in members:
+            member.log.interrupt()
+    except Exception as error:  # a bug or a resource failure: record it, keep the epochs, then raise
+        for member in members:
+            member.log.fail(error, time.perf_counter() - started)
+        raise
+    seconds = time.perf_counter() - started
+    summaries = [member.log.finish(seconds) for member in everyone]
+    return [RunResult(member.log.run_dir, member.log.status, summary) for member, summary in zip(everyone, summaries)]
+
+
+def _record(models: Trainable, data: dict[str, Tensor], members: list[Member], position: dict[str, int],
+            updates: EpochUpdates | None, started: float, on_epoch: OnEpoch) -> None:
+    """Measure every model and log its epoch (one read-back, one snapshot for all of them)."""
+    sums = updates.batch_losses.sum(0) if updates else None
+    measured, snapshot = measure(models, data, members[0].experiment.loss, sums), models.snapshot()
+    for m, (member, values) in enumerate(zip(members, measured)):
+        row = None if values is None else {**position, "lr": member.lr, **values,
+                                           "seconds": time.perf_counter() - started}
+        member.log.record(row, ModelState(snapshot, m))
+        if row is not None:
+            on_epoch(row)
+
+
+def _log_steps(members: list[Member], updates: EpochUpdates, epoch: int, first_step: int, started: float) -> None:
+    """steps.csv rows: one read-back of the epoch's batch losses, then plain numbers."""
+    if not any(member.log.logs_steps for member in members):
+        return
+    batch_losses = updates.batch_losses.T.tolist()  # [M][steps]
+    for m, member in enumerate(members):
+        member.log.record_steps([
+            {"step": first_step + i + 1, "epoch": epoch, "batch_size": size, "lr": lr, "batch_loss": loss,
+             "seconds": moment - started}
+            for i, (size, lr, loss, moment) in enumerate(zip(updates.batch_sizes, updates.lrs[m], batch_losses[m],
+                                                             updates.times))])

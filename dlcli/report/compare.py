@@ -1,0 +1,173 @@
+"""What a person sees of `dlcli compare`: run tables, replicate groups, heatmaps, curves, what-ifs."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from dlcli.analysis.compare import axis_value, interpolation_threshold, sort_key, varying_keys
+from dlcli.layout import SUCCEEDED
+from dlcli.report.console import console
+from dlcli.report.text import label_of, number_text, short_names, value_text
+
+
+def print_constant_keys(constant: dict[str, Any], runs: int) -> None:
+    shown = " · ".join(f"{key}={value_text(value)}" for key, value in constant.items())
+    console.print(f"[dim]{runs} runs; the same in all: {shown}[/]", soft_wrap=False)
+
+
+def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) -> None:
+    """Rows of runs (or groups of replicates, mean ± std over n), best first, failures last and red."""
+    view = Table()
+    headers = short_names(keys)
+    for key in keys:
+        width = max([len(headers[key])] + [len(value_text(value)) for value in table[key]])
+        view.add_column(headers[key], no_wrap=True, min_width=min(width, 24), max_width=32, overflow="ellipsis")
+    for metric in metrics:
+        view.add_column(metric, justify="right", no_wrap=True)
+    view.add_column("status")
+    if grouped:
+        view.add_column("n", justify="right")
+    else:
+        view.add_column("run_id", style="dim")
+    for position, (_, row) in enumerate(table.iterrows()):
+        cells = [value_text(row[key]) for key in keys]
+        for metric in metrics:
+            cells.append(_mean_std(row[metric], row.get(f"{metric}_std")) if grouped else number_text(row[metric]))
+        cells.append(str(row["status"]))
+        cells.append(str(row["n"]) if grouped else str(row["run_id"]))
+        completed = row["status"] in SUCCEEDED
+        style = "bold green" if position == 0 and completed else ("red" if not completed else None)
+        view.add_row(*cells, style=style)
+    console.print(view)
+
+
+def print_pivot(table, failed, value: str) -> None:
+    """A heatmap table: greener is lower `value`, the best cell starred, failed cells marked."""
+    finite = table.where(~failed).stack()
+    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+    best = finite.idxmin() if len(finite) else None
+    console.print(f"{value} by {table.index.name} (rows) × {table.columns.name} (columns); "
+                  "★ best, bold: best in its row, ✗ diverged or failed")
+    view = Table()
+    view.add_column(table.index.name, no_wrap=True, min_width=len(str(table.index.name)))
+    for column in table.columns:
+        view.add_column(value_text(column), justify="right", no_wrap=True, min_width=len(value_text(column)))
+    for row_key in table.index:
+        cells = []
+        row_values = table.loc[row_key].where(~failed.loc[row_key])
+        row_best = row_values.idxmin() if row_values.notna().any() else None
+        for column in table.columns:
+            number = table.loc[row_key, column]
+            if failed.loc[row_key, column]:
+                cells.append("[white on red] ✗ [/]")
+            elif number != number:  # NaN: no run at this point
+                cells.append("[dim]·[/]")
+            else:
+                star = "★ " if (row_key, column) == best else ""
+                weight = "bold " if column == row_best else ""
+                cells.append(f"[{weight}black on {_heat(number, low, high)}] {star}{number:.4f} [/]")
+        view.add_row(value_text(row_key), *cells)
+    console.print(view)
+
+
+def print_curves(curves, labels: dict[str, str], rows: int = 12) -> None:
+    """Train / test error per epoch, one column per run, at most `rows` epochs (evenly spread)."""
+    epochs = sorted(curves["epoch"].unique())
+    if len(epochs) > rows:
+        step = (len(epochs) - 1) / (rows - 1)
+        epochs = sorted({epochs[round(i * step)] for i in range(rows)})
+    view = Table(title="train / test error per epoch", title_justify="left")
+    view.add_column("epoch", justify="right")
+    for run_id in labels:
+        view.add_column(labels[run_id], justify="right")
+    indexed = curves.set_index(["run_id", "epoch"])
+    for epoch in epochs:
+        cells = []
+        for run_id in labels:
+            if (run_id, epoch) in indexed.index:
+                point = indexed.loc[(run_id, epoch)]
+                cells.append(f"{point['train_error']:.4f} / {point['test_error']:.4f}")
+            else:
+                cells.append("")
+        view.add_row(str(int(epoch)), *cells)
+    console.print(view)
+
+
+def format_table(table, fmt: str) -> str:
+    """The table as csv, markdown or json text, for scripts and documents."""
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    if fmt == "json":
+        return table.to_json(orient="records", indent=2)
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    lines = ["| " + " | ".join(value_text(value) for value in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *lines]) + "\n"
+
+
+def _heat(value: float, low: float, high: float) -> str:
+    """Green at the lowest value, through yellow, to red at the highest."""
+    t = 0.0 if high <= low else (value - low) / (high - low)
+    red, green = (int(255 * min(1.0, 2 * t)), int(255 * min(1.0, 2 * (1 - t))))
+    return f"rgb({max(red, 60)},{max(green, 60)},60)"
+
+
+def _mean_std(mean: Any, std: Any) -> str:
+    if mean is None or mean != mean:
+        return "-"
+    return f"{number_text(mean)} ±{number_text(std, 3)}" if std is not None and std == std else number_text(mean)
+
+
+def print_update_noise(noise, labels: dict[str, str]) -> None:
+    """Per run: how many updates, how long, where the loss ended, and how noisy each update was."""
+    table = Table(title="per-update training loss", title_justify="left")
+    for column in ("run", "updates", "seconds", "final batch loss", "loss noise (std of change per update)"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    indexed = noise.set_index("run_id")
+    for run_id, label in labels.items():
+        row = indexed.loc[run_id]
+        table.add_row(label, str(int(row["updates"])), f"{row['seconds']:.2f}", number_text(row["final_batch_loss"]),
+                      number_text(row["loss_noise"]))
+    console.print(table)
+
+
+def print_what_if(table, patience: int, metric: str) -> None:
+    """Early stopping replayed on logged curves: where it would stop, what it would keep."""
+    console.print(f"early stopping with patience {patience} on {metric}, replayed on the logged epochs")
+    view = Table()
+    for column in ("run", "stops at", "restores", "test error there", "last epoch", "test error at last",
+                   "epochs saved"):
+        view.add_column(column, justify="left" if column == "run" else "right")
+    for _, row in table.iterrows():
+        stopped = "-" if row["stopped_at"] is None or row["stopped_at"] != row["stopped_at"] else str(int(row["stopped_at"]))
+        view.add_row(str(row["run"]), stopped, str(int(row["restored_epoch"])), number_text(row["test_error_restored"]),
+                     str(int(row["last_epoch"])), number_text(row["test_error_last"]), str(int(row["epochs_saved"])))
+    console.print(view)
+
+
+def print_threshold(frame, keys: list[str]) -> None:
+    """With one swept key (a width, a number of features), say where the training set is first fit."""
+    if len(keys) != 1 or not keys[0].startswith("model.") or frame[keys[0]].map(axis_value).isna().any():
+        return  # the threshold is about model size
+    threshold = interpolation_threshold(frame, keys[0])
+    if threshold is not None:
+        fit = "loss" if "loss" in frame and (frame["loss"] == "mse").all() else "error"
+        console.print(f"interpolation threshold: {keys[0]} = {threshold:g} is the smallest that fits the "
+                      f"training set (mean train {fit} ≤ 0.005)")
+
+
+def run_labels(frame) -> dict[str, str]:
+    """Each run's label from the keys that differ between runs, in the keys' natural order."""
+    varying = varying_keys(frame)[0]
+    ordered = sorted((row for _, row in frame.iterrows()), key=lambda row: [sort_key(row[k]) for k in varying])
+    return {row["run_id"]: label_of(row, varying) for row in ordered}
+
+
+def print_formatted(table, fmt: str) -> None:
+    """A table as csv, markdown or json on standard output, verbatim."""
+    console.print(format_table(table, fmt), end="", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_wrote(path) -> None:
+    console.print(f"wrote {path}", soft_wrap=True)

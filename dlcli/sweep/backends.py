@@ -1,0 +1,149 @@
+"""Where a sweep's training units run: in this process, in local worker processes, or as Ray tasks.
+Each backend takes the units and yields [(point index, summary)] as units finish.
+
+In this process a unit trains from the points already prepared; a worker process or a Ray task gets
+the points' configs and prepares them itself.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from dlcli import layout
+from dlcli.components.prepare import Prepared, prepare_all
+from dlcli.config.schema import Experiment
+from dlcli.engine.loop import train_unit
+from dlcli.errors import UserError
+from dlcli.layout import Status
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass
+class Task:
+    """One sweep point to train: its index in the sweep, its prepared run, its run folder."""
+
+    index: int
+    prepared: Prepared
+    run_dir: Path
+
+
+Results = list[tuple[int, dict[str, Any]]]  # (point index, summary)
+Backend = Callable[[list[list[Task]]], Iterator[Results]]
+
+
+def check_backend(name: str) -> None:
+    """Fail before anything starts when the backend is unknown or not installed."""
+    if name not in BACKENDS:
+        raise UserError(f"--backend: unknown backend {name!r} (allowed: {', '.join(BACKENDS)})")
+    if name == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError("--backend ray needs Ray: pip install 'dlcli[ray]'") from None
+
+
+def choose_backend(name: str, workers: int, address: str | None, gpus_per_run: float | None) -> Backend:
+    check_backend(name)
+    if name == "ray":
+        return lambda units: _ray(units, address, gpus_per_run)
+    if workers > 1:
+        return lambda units: _processes(units, workers)
+    return _in_process
+
+
+def train_safely(unit: list[Prepared], run_dirs: list[Path]) -> list[dict[str, Any]]:
+    """Train a unit into its run folders (replacing broken earlier attempts); a failure is recorded in
+    runs.csv and the sweep goes on."""
+    for run_dir in run_dirs:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        return [result.summary for result in train_unit(unit, run_dirs)]
+    except Exception as error:
+        failed = {"status": Status.FAILED, "message": f"{type(error).__name__}: {error}"}
+        return [layout.finished_summary(run_dir) or failed for run_dir in run_dirs]
+
+
+def prepare_and_train(experiments: list[Experiment], run_dirs: list[str]) -> list[dict[str, Any]]:
+    """In a worker: prepare the points of a unit, then train them."""
+    try:
+        unit = prepare_all(experiments, "worker")
+    except UserError as error:
+        return [{"status": Status.FAILED, "message": "; ".join(error.problems)} for _ in experiments]
+    return train_safely(unit, [Path(run_dir) for run_dir in run_dirs])
+
+
+def _in_process(units: list[list[Task]]) -> Iterator[Results]:
+    for unit in units:
+        summaries = train_safely([task.prepared for task in unit], [task.run_dir for task in unit])
+        yield [(task.index, summary) for task, summary in zip(unit, summaries)]
+
+
+def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str]]:
+    return [task.prepared.experiment for task in unit], [str(task.run_dir) for task in unit]
+
+
+def _processes(units: list[list[Task]], workers: int) -> Iterator[Results]:
+    threads = max(1, (os.cpu_count() or 1) // workers)  # split the cores between the processes
+    # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_set_threads,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(prepare_and_train, *_payload(unit)): unit for unit in units}
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                unit = futures.pop(future)
+                yield [(task.index, summary) for task, summary in zip(unit, future.result())]
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _ray(units: list[list[Task]], address: str | None, gpus_per_run: float | None) -> Iterator[Results]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run or 0)(_train_packed)
+    futures = {remote.remote(_payload(unit)[0], [task.run_dir.name for task in unit]): unit for unit in units}
+    while futures:
+        done, _ = ray.wait(list(futures), num_returns=1)
+        unit = futures.pop(done[0])
+        results = []
+        for task, packed in zip(unit, ray.get(done[0])):
+            _unpack(packed["files"], task.run_dir)
+            results.append((task.index, packed["summary"]))
+        yield results
+
+
+def _train_packed(experiments: list[Experiment], run_ids: list[str]) -> list[dict[str, Any]]:
+    """On a Ray worker (maybe another machine): train into a temporary folder, return the files."""
+    with tempfile.TemporaryDirectory() as scratch:
+        run_dirs = [Path(scratch) / run_id for run_id in run_ids]
+        summaries = prepare_and_train(experiments, [str(run_dir) for run_dir in run_dirs])
+        return [{"summary": summary, "files": _files(run_dir)} for summary, run_dir in zip(summaries, run_dirs)]
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in run_dir.iterdir()} if run_dir.is_dir() else {}
+
+
+def _unpack(files: dict[str, bytes], run_dir: Path) -> None:
+    """Place a run's files: written to a temporary folder beside it, then renamed into place."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if not files:
+        return
+    staging = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}."))
+    for name, payload in files.items():
+        (staging / name).write_bytes(payload)
+    os.chmod(staging, 0o777 & ~layout.umask())  # mkdtemp makes 0700; a run folder gets the usual permissions
+    os.replace(staging, run_dir)
