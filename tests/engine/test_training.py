@@ -5,7 +5,6 @@ import csv
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,10 +12,8 @@ import torch.nn.functional as F
 from conftest import CONFIGS, tiny_config
 from dlcli.config.load import experiment_from_dict, load_experiment
 from dlcli.components.data import load_dataset
-from dlcli.components.datasets import gaussians_bayes_error
 from dlcli.components.models import build_model
 from dlcli.layout import read_metrics, read_summary
-from dlcli.engine.batches import epoch_batches
 from dlcli.engine.loop import train
 
 
@@ -137,22 +134,6 @@ def test_linear_model_on_gaussians_reaches_the_bayes_error(tmp_path):
     assert abs(result.summary["test_error"] - bayes) < 0.01
 
 
-@pytest.mark.parametrize("classes, separation, sigma", [(3, 2.0, 1.0), (4, 3.0, 1.5), (2, 1.0, 0.8)])
-def test_gaussians_bayes_error_matches_monte_carlo_of_the_nearest_mean_classifier(classes, separation, sigma):
-    n, dim = 1_000_000, 2
-    rng = np.random.default_rng(12345)
-    means = np.zeros((classes, dim))
-    means[:, 0] = (np.arange(classes) - (classes - 1) / 2) * separation  # on a line, `separation` apart
-    y = rng.integers(0, classes, size=n)
-    x = means[y] + sigma * rng.standard_normal((n, dim))
-    # equal priors, shared isotropic covariance: the Bayes classifier picks the nearest mean
-    nearest = ((x[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
-    estimate = float((nearest != y).mean())
-    expected = gaussians_bayes_error(classes, separation, sigma)
-    std = math.sqrt(estimate * (1 - estimate) / n)
-    assert abs(expected - estimate) < 5 * std, (expected, estimate, std)
-
-
 # ---- determinism ---------------------------------------------------------------------------------
 
 
@@ -209,80 +190,3 @@ def test_keyboard_interrupt_keeps_completed_epochs(tmp_path):
     assert summary["status"] == "interrupted"
     assert summary["epochs_run"] == 2
     assert (result.run_dir / "model.pt").is_file()
-
-
-# ---- batch orders --------------------------------------------------------------------------------
-
-
-def _flat(batches) -> list[int]:
-    return [i for batch in batches for i in batch.tolist()]
-
-
-@pytest.mark.parametrize("n, size", [(100, 32), (100, 25), (10, 3), (7, 7), (5, "full")])
-@pytest.mark.parametrize("order", ["shuffle", "sequential", "stride"])
-def test_every_sample_once_per_epoch(n, size, order):
-    batches = epoch_batches(n, size, order, torch.Generator().manual_seed(0))
-    width = n if size == "full" else size
-    assert len(batches) == -(-n // width)  # ceil(n / size) updates: the last partial batch is kept
-    assert sorted(_flat(batches)) == list(range(n))
-    assert all(0 < len(batch) <= width for batch in batches)
-
-
-@pytest.mark.parametrize("order", ["shuffle", "sequential"])
-def test_batches_have_the_batch_size_and_a_partial_last_batch(order):
-    batches = epoch_batches(100, 32, order, torch.Generator().manual_seed(0))
-    assert [len(batch) for batch in batches] == [32, 32, 32, 4]
-
-
-def test_sequential_is_in_order():
-    batches = epoch_batches(100, 32, "sequential")
-    assert _flat(batches) == list(range(100))
-    assert batches[-1].tolist() == [96, 97, 98, 99]
-
-
-def test_shuffle_is_a_fresh_permutation_each_epoch():
-    generator = torch.Generator().manual_seed(0)
-    epochs = [_flat(epoch_batches(100, 32, "shuffle", generator)) for _ in range(3)]
-    for order in epochs:
-        assert sorted(order) == list(range(100)) and order != list(range(100))
-    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
-
-
-@pytest.mark.parametrize("n, size", [(96, 32), (100, 25), (100, 32), (10, 3)])
-def test_stride_batches_span_the_data_with_a_fixed_step(n, size):
-    batches = epoch_batches(n, size, "stride")
-    assert sorted(_flat(batches)) == list(range(n))
-    steps = set()
-    for batch in batches:
-        indices = batch.tolist()
-        differences = {b - a for a, b in zip(indices, indices[1:])}
-        assert len(differences) == 1, f"batch {indices} has no fixed step"
-        (step,) = differences
-        steps.add(step)
-        assert indices[0] < step and indices[-1] >= n - step  # from the start of the data to its end
-    assert len(steps) == 1
-
-
-# ---- label noise ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("classes, n_train", [(2, 103), (3, 1000)])
-def test_label_noise_flips_exactly_the_fraction_to_other_classes(classes, n_train):
-    def data(noise):
-        config = tiny_config(data={"name": "gaussians", "n_train": n_train, "n_test": 200, "label_noise": noise,
-                                   "params": {"classes": classes, "dim": 2, "separation": 2.0, "sigma": 1.0}})
-        experiment = experiment_from_dict(config)
-        return load_dataset(experiment.data, experiment.seed)
-
-    clean, noisy = data(0.0), data(0.2)
-    np.testing.assert_array_equal(clean.x_train, noisy.x_train)
-    np.testing.assert_array_equal(clean.x_test, noisy.x_test)
-    np.testing.assert_array_equal(clean.y_test, noisy.y_test)  # test labels untouched
-    changed = clean.y_train != noisy.y_train
-    # every chosen label moves to another class, so exactly round(0.2·n) labels differ
-    assert changed.sum() == round(0.2 * n_train)
-    assert set(noisy.y_train.tolist()) <= set(range(classes))
-    if classes == 3:
-        # the new class is drawn among the others: both others occur
-        moves = (noisy.y_train[changed] - clean.y_train[changed]) % classes
-        assert set(moves.tolist()) == {1, 2}

@@ -573,7 +573,7 @@ def test_command_help_has_an_example(command):
 
 def test_python_dash_m_dlcli_help():
     completed = subprocess.run([sys.executable, "-m", "dlcli", "--help"], capture_output=True, text=True,
-                               cwd=REPO, timeout=60)
+                               cwd=REPO)
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr
     assert "train" in completed.stdout and "evaluate" in completed.stdout

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import re
 import shutil
@@ -11,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -22,8 +20,6 @@ from conftest import (assert_no_traceback, assert_same_sweep, line_with, read_cs
                       run_dirs, text, tiny_config, without)
 from dlcli.cli import app
 from dlcli.config.load import load_experiment
-from dlcli.errors import UserError
-from dlcli.config.sweep import load_sweep, parse_values
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "300"}  # no wrapping of the lines we read back
@@ -59,183 +55,6 @@ def write_yaml(folder: Path, config: dict, name: str = "experiment.yaml") -> Pat
     path = folder / name
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-# ---- value parsing -------------------------------------------------------------------------------
-
-
-def test_comma_separated_yaml_values():
-    assert parse_values("1,8,32,full") == [1, 8, 32, "full"]
-    assert [type(v) for v in parse_values("1,8,32,full")] == [int, int, int, str]
-    assert parse_values("0.5, 2") == [0.5, 2]
-
-
-def test_yaml_lists_are_single_values():
-    assert parse_values("[64,64],[128,128]") == [[64, 64], [128, 128]]
-    assert parse_values("[8],[4, 4],[2,2,2]") == [[8], [4, 4], [2, 2, 2]]
-
-
-@pytest.mark.parametrize("start, stop", [(0, 5), (2, 7), (-3, 2), (5, 5), (6, 3)])
-def test_range_with_two_arguments(start, stop):
-    assert parse_values(f"range({start},{stop})") == list(range(start, stop))
-
-
-@pytest.mark.parametrize("start, stop, step", [(0, 10, 3), (1, 6, 2), (0, 10, 5), (3, 4, 10)])
-def test_range_with_a_step(start, stop, step):
-    assert parse_values(f"range({start},{stop},{step})") == list(range(start, stop, step))
-
-
-@pytest.mark.parametrize("start, stop, step", [("0", "1", "0.25"), ("0.1", "0.4", "0.1"), ("0.2", "0.8", "0.2"),
-                                               ("0.7", "1.0", "0.1"), ("0", "0.3", "0.1")])
-def test_range_with_a_float_step_excludes_the_stop(start, stop, step):
-    # range's stop is exclusive, whatever the rounding of the step: count the values in exact arithmetic.
-    a, b, s = Fraction(start), Fraction(stop), Fraction(step)
-    expected = []
-    while a + len(expected) * s < b:
-        expected.append(float(a + len(expected) * s))
-    values = parse_values(f"range({start},{stop},{step})")
-    assert len(values) == len(expected), values
-    assert values == pytest.approx(expected, rel=1e-9, abs=1e-12)
-
-
-@pytest.mark.parametrize("low, high, count", [(0.01, 1, 5), (0.001, 10, 9), (1, 1000, 4), (0.5, 8, 2), (10, 0.1, 3)])
-def test_log_spacing(low, high, count):
-    values = parse_values(f"log({low},{high},{count})")
-    assert len(values) == count
-    assert values[0] == pytest.approx(low, rel=1e-5)
-    assert values[-1] == pytest.approx(high, rel=1e-5)
-    ratios = [b / a for a, b in zip(values, values[1:])]
-    expected_ratio = (high / low) ** (1 / (count - 1))
-    assert ratios == pytest.approx([expected_ratio] * (count - 1), rel=1e-5)
-
-
-def test_log_with_one_value_is_the_low_end():
-    assert parse_values("log(0.3,3,1)") == pytest.approx([0.3])
-
-
-def test_log_accepts_scientific_notation():
-    # 1e-3 is a number to anyone writing a learning-rate sweep.
-    assert parse_values("log(1e-3,1,4)") == pytest.approx([0.001, 0.01, 0.1, 1.0], rel=1e-5)
-
-
-def test_generators_mix_with_plain_values():
-    values = parse_values("1,range(2,4),log(10,1000,3),full")
-    assert values[:3] == [1, 2, 3] and values[-1] == "full"
-    assert values[3:6] == pytest.approx([10, 100, 1000], rel=1e-5)
-
-
-@pytest.mark.parametrize("piece", ["range(1)", "range(1,2,3,4)", "range(0,5,0)", "range(0,5,-1)", "range(a,b)",
-                                   "log(0,1,3)", "log(0.1,-1,3)", "log(0.1,1,0)", "log(0.1,1,2.5)", "log(1,2)",
-                                   "log(x,1,3)", "range(true,3)"])
-def test_bad_generator_arguments_are_user_errors(piece):
-    with pytest.raises(UserError) as raised:
-        parse_values(piece)
-    assert any(piece.split("(")[0] in problem for problem in raised.value.problems), raised.value.problems
-
-
-def test_bad_generator_on_the_command_line_exits_2(tmp_path):
-    config = write_yaml(tmp_path, tiny_config())
-    out = tmp_path / "out"
-    lines = user_error(invoke("sweep", config, "--grid", "optim.lr=log(0,1,3)", "--out", out), out)
-    line_with(lines, "--grid", "optim.lr", "log(0,1,3)")
-
-
-# ---- expansion -----------------------------------------------------------------------------------
-
-
-def test_grid_axes_multiply(tmp_path):
-    axes = {"optim.lr": [0.05, 0.1, 0.2], "optim.batch_size": [8, "full"], "model.hidden": [[8], [4, 4]]}
-    config = write_yaml(tmp_path, tiny_config())
-    sweep = load_sweep(config, grid=[f"{key}={','.join(json.dumps(v) if isinstance(v, list) else str(v) for v in values)}"
-                                     for key, values in axes.items()])
-    assert len(sweep.points) == len(sweep.experiments) == math.prod(len(v) for v in axes.values()) == 12
-    expected = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    assert sorted(map(json.dumps, sweep.points)) == sorted(map(json.dumps, expected))
-    for point, experiment in zip(sweep.points, sweep.experiments):
-        assert experiment.optim.lr == point["optim.lr"]
-        assert experiment.optim.batch_size == point["optim.batch_size"]
-        assert experiment.model.hidden == point["model.hidden"]
-
-
-def test_zip_axes_vary_together(tmp_path):
-    config = write_yaml(tmp_path, tiny_config())
-    sweep = load_sweep(config, zipped=["optim.lr=0.05,0.1,0.2", "optim.batch_size=8,16,32"])
-    assert len(sweep.points) == 3
-    assert [(e.optim.lr, e.optim.batch_size) for e in sweep.experiments] == [(0.05, 8), (0.1, 16), (0.2, 32)]
-
-
-def test_zip_times_grid_times_seeds(tmp_path):
-    config = write_yaml(tmp_path, tiny_config())
-    zipped = {"optim.lr": [0.05, 0.1], "train.epochs": [1, 2]}
-    grid = {"optim.batch_size": [8, 16, 32]}
-    seeds = 2
-    sweep = load_sweep(config, grid=["optim.batch_size=8,16,32"], zipped=["optim.lr=0.05,0.1", "train.epochs=1,2"],
-                       seeds=seeds)
-    assert len(sweep.points) == len(grid["optim.batch_size"]) * len(zipped["optim.lr"]) * seeds == 12
-    pairs = {(e.optim.lr, e.train.epochs) for e in sweep.experiments}
-    assert pairs == set(zip(*zipped.values()))  # never 0.05 with 2 epochs
-    combos = [(e.optim.batch_size, e.optim.lr, e.train.epochs, e.seed) for e in sweep.experiments]
-    assert len(set(combos)) == 12
-
-
-def test_seeds_give_seeds_0_to_n_minus_1_per_point(tmp_path):
-    config = write_yaml(tmp_path, tiny_config(seed=7))
-    sweep = load_sweep(config, grid=["optim.lr=0.05,0.1,0.2"], seeds=4)
-    assert len(sweep.points) == 3 * 4
-    by_lr: dict[float, list[int]] = {}
-    for experiment in sweep.experiments:
-        by_lr.setdefault(experiment.optim.lr, []).append(experiment.seed)
-    assert {lr: sorted(seeds) for lr, seeds in by_lr.items()} == {lr: [0, 1, 2, 3] for lr in (0.05, 0.1, 0.2)}
-
-
-def test_unequal_zip_lengths_are_rejected(tmp_path):
-    config = write_yaml(tmp_path, tiny_config())
-    with pytest.raises(UserError) as raised:
-        load_sweep(config, zipped=["optim.lr=0.1,0.2", "optim.batch_size=8,16,32"])
-    line_with(raised.value.problems, "optim.lr", "optim.batch_size")
-    out = tmp_path / "out"
-    lines = user_error(invoke("sweep", config, "--zip", "optim.lr=0.1,0.2", "--zip", "optim.batch_size=8,16,32",
-                              "--out", out), out)
-    line = line_with(lines, "optim.lr", "optim.batch_size")
-    assert "2" in line and "3" in line, line
-
-
-def yaml_sweep_config(folder: Path) -> Path:
-    config = tiny_config()
-    config["sweep"] = {"grid": {"optim.lr": [0.05, 0.1]},
-                       "zip": {"optim.batch_size": "16,32", "model.hidden": [[8], [4, 4]]},
-                       "seeds": 2}
-    return write_yaml(folder, config, "swept.yaml")
-
-
-def test_yaml_sweep_section_is_read(tmp_path):
-    sweep = load_sweep(yaml_sweep_config(tmp_path))
-    assert len(sweep.points) == 2 * 2 * 2
-    combos = {(e.optim.lr, e.optim.batch_size, tuple(e.model.hidden), e.seed) for e in sweep.experiments}
-    expected = {(lr, bs, tuple(h), s) for lr in (0.05, 0.1) for bs, h in [(16, [8]), (32, [4, 4])] for s in (0, 1)}
-    assert combos == expected
-
-
-def test_command_line_adds_axes_to_the_yaml_sweep(tmp_path):
-    sweep = load_sweep(yaml_sweep_config(tmp_path), grid=["train.epochs=1,2,3"])
-    assert len(sweep.points) == 2 * 2 * 2 * 3
-    assert {e.train.epochs for e in sweep.experiments} == {1, 2, 3}
-    assert {e.optim.lr for e in sweep.experiments} == {0.05, 0.1}
-
-
-def test_command_line_axis_replaces_the_yaml_axis_of_the_same_key(tmp_path):
-    sweep = load_sweep(yaml_sweep_config(tmp_path), grid=["optim.lr=0.01,0.02,0.03"], seeds=3)
-    assert len(sweep.points) == 3 * 2 * 3
-    assert {e.optim.lr for e in sweep.experiments} == {0.01, 0.02, 0.03}
-    assert {e.seed for e in sweep.experiments} == {0, 1, 2}
-
-
-def test_dry_run_counts_yaml_and_command_line_axes(tmp_path):
-    out = tmp_path / "out"
-    stdout = succeeded(invoke("sweep", yaml_sweep_config(tmp_path), "--grid", "train.epochs=1,2", "--out", out,
-                              "--dry-run"))
-    assert re.search(rf"\b{2 * 2 * 2 * 2} runs\b", stdout), stdout
-    assert not out.exists()
 
 
 # ---- dry run and bad points ----------------------------------------------------------------------
@@ -459,14 +278,6 @@ def slow_config(folder: Path) -> Path:
     return write_yaml(folder, config, "slow.yaml")
 
 
-def completed_in(runs_csv: Path) -> int:
-    try:
-        _, rows = read_csv_rows(runs_csv)
-    except FileNotFoundError:
-        return 0
-    return sum(row["status"] == "completed" for row in rows)
-
-
 def finished_on_disk(sweep_dir: Path) -> dict[str, bytes]:
     """summary.json of every run directory whose run ended (completed or diverged)."""
     found = {}
@@ -480,26 +291,59 @@ def finished_on_disk(sweep_dir: Path) -> dict[str, bytes]:
     return found
 
 
+# Runs the sweep command, and once two runs have completed, stops the next run in the middle (after
+# one of its epochs is on disk) and says so by creating the file named first: the test kills it there.
+# No clock: the test waits for that file, and the sweep cannot finish before it is killed.
+STOP_MID_RUN = """
+import sys, time
+from pathlib import Path
+from dlcli.components import run_log
+from dlcli.sweep import runner
+
+ready, completed = Path(sys.argv[1]), []
+write_runs_csv, record = runner.write_runs_csv, run_log.RunLog.record
+
+def counting(sweep_dir, rows, keys):
+    write_runs_csv(sweep_dir, rows, keys)
+    completed[:] = [row for row in rows if row["status"] == "completed"]
+
+def stopping(self, row, state):
+    record(self, row, state)
+    if len(completed) >= 2 and row is not None and row["epoch"] >= 1:
+        ready.touch()
+        while True:
+            time.sleep(1)
+
+runner.write_runs_csv, run_log.RunLog.record = counting, stopping
+from dlcli.cli import main
+sys.argv = ["dlcli", *sys.argv[2:]]
+main()
+"""
+
+
 @pytest.mark.parametrize("mode", SLOW_GRIDS)
 def test_resume_after_a_kill(tmp_path, mode):
     grid = SLOW_GRIDS[mode]
     config = slow_config(tmp_path)
     out = tmp_path / "out"
     runs_csv = out / "slow" / "runs.csv"
-    command = [sys.executable, "-m", "dlcli", "sweep", str(config), *grid, "--out", str(out)]
+    arguments = ["sweep", str(config), *grid, "--out", str(out)]
     env = {**os.environ, **WIDE}
+    ready = tmp_path / "stopped-mid-run"
     with open(tmp_path / "first.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+        process = subprocess.Popen([sys.executable, "-c", STOP_MID_RUN, str(ready), *arguments], stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
         try:
-            deadline = time.monotonic() + 60
-            while completed_in(runs_csv) < 2:
-                assert process.poll() is None, "the sweep ended before it could be killed"
-                assert time.monotonic() < deadline, "no two runs completed within 60 s"
+            while not ready.exists():  # an event, not a deadline: however busy the machine is
+                assert process.poll() is None, (tmp_path / "first.log").read_text()
                 time.sleep(0.02)
         finally:
             process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
+            process.wait()
     assert process.returncode == -signal.SIGKILL
+    killed_mid_run = [run_id for run_id in run_dirs(out / "slow")
+                      if json.loads((out / "slow" / run_id / "summary.json").read_text())["status"] == "running"]
+    assert killed_mid_run  # a run folder left behind with some epochs: the resume must redo it
 
     columns, rows = read_csv_rows(runs_csv)  # still a whole file
     assert columns[:3] == ["run_id", "status", "seed"] and len(rows) == SLOW_POINTS
@@ -509,7 +353,8 @@ def test_resume_after_a_kill(tmp_path, mode):
     assert set(completed_before) <= set(finished)
     mtimes = {run_id: (out / "slow" / run_id / "summary.json").stat().st_mtime_ns for run_id in finished}
 
-    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    command = [sys.executable, "-m", "dlcli", *arguments]
+    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Traceback" not in second.stderr
     assert f"({len(finished)} already done" in text(second.stdout), second.stdout
