@@ -12,7 +12,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.i
 # values are computed on the CPU keep their CPU device.
 SECONDS=0
 DLCLI_TEST_DEVICE=cuda timeout 200 python3 -m pytest -q -p no:cacheprovider -x \
-    tests/test_vectorize.py tests/test_cli.py tests/test_sweep.py -k "not ray" || echo "GPU tests failed"
+    tests/engine/test_vectorize.py tests/cli/test_cli.py tests/sweep/test_sweep.py -k "not ray" || echo "GPU tests failed"
 echo "tests: ${SECONDS} s"
 SECONDS=0
 timeout 240 python3 benchmarks/train_vs_loop.py --device cuda --repeats 5 || echo "benchmark (a) on the GPU failed"

@@ -73,6 +73,42 @@ def line_with(lines: list[str], *fragments: str) -> str:
     return found[0]
 
 
+# ---- the command line ----------------------------------------------------------------------------
+
+WIDE = {"COLUMNS": "300"}  # no wrapping of the lines we read back
+
+
+def invoke(*args):
+    """Run dlcli in-process with a wide terminal."""
+    from typer.testing import CliRunner
+
+    from dlcli.cli import app
+
+    return CliRunner().invoke(app, [str(arg) for arg in args], env=WIDE)
+
+
+def succeeded(result) -> str:
+    assert_no_traceback(result)
+    assert result.exit_code == 0, (result.exit_code, result.output)
+    return text(result.stdout)
+
+
+def user_error(result, out: Path) -> list[str]:
+    """Exit 2, no traceback, the problems on stderr, and the output root never created."""
+    assert_no_traceback(result)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert not out.exists(), sorted(map(str, out.rglob("*")))
+    lines = [line for line in text(result.stderr).splitlines() if line.strip()]
+    assert lines, "no message on stderr"
+    return lines
+
+
+def write_yaml(folder: Path, config: dict, name: str = "experiment.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 # ---- sweep folders ----------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from dlcli.layout import Status
 from dlcli.report.console import console
 from dlcli.report.text import number_text
 
@@ -29,7 +30,7 @@ def print_run(summary: dict[str, Any], run_dir: str) -> None:
         f"{summary['device']}, {summary['seconds']:.1f} s"
     )
     if summary.get("message"):
-        style = "yellow" if summary["status"] == "interrupted" else "red"
+        style = "yellow" if summary["status"] == Status.INTERRUPTED else "red"
         console.print(f"[{style}]{summary['status']}:[/] {summary['message']}")
     console.print(f"run directory: {run_dir}", soft_wrap=True)
 

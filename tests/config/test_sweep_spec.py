@@ -9,45 +9,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-import yaml
-from typer.testing import CliRunner
 
-from conftest import assert_no_traceback, line_with, text, tiny_config
-from dlcli.cli import app
+from conftest import invoke, line_with, succeeded, tiny_config, user_error, write_yaml
 from dlcli.config.sweep import load_sweep, parse_values
 from dlcli.errors import UserError
 
-runner = CliRunner()
-WIDE = {"COLUMNS": "300"}  # no wrapping of the lines we read back
-
-
-# ---- helpers -------------------------------------------------------------------------------------
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(arg) for arg in args], env=WIDE)
-
-
-def succeeded(result) -> str:
-    assert_no_traceback(result)
-    assert result.exit_code == 0, (result.exit_code, result.output)
-    return text(result.stdout)
-
-
-def user_error(result, out: Path) -> list[str]:
-    """Exit 2, no traceback, the problems on stderr, and the output root never created."""
-    assert_no_traceback(result)
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert not out.exists(), sorted(map(str, out.rglob("*")))
-    lines = [line for line in text(result.stderr).splitlines() if line.strip()]
-    assert lines, "no message on stderr"
-    return lines
-
-
-def write_yaml(folder: Path, config: dict, name: str = "experiment.yaml") -> Path:
-    path = folder / name
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 # ---- value parsing -------------------------------------------------------------------------------

@@ -14,47 +14,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from conftest import (assert_no_traceback, assert_same_sweep, line_with, read_csv_rows,
-                      run_dirs, text, tiny_config, without)
-from dlcli.cli import app
+from conftest import (WIDE, assert_same_sweep, invoke, line_with, read_csv_rows, run_dirs,
+                      succeeded, text, tiny_config, user_error, without, write_yaml)
 from dlcli.config.load import load_experiment
 
-runner = CliRunner()
-WIDE = {"COLUMNS": "300"}  # no wrapping of the lines we read back
 RUN_FILES = {"config.yaml", "metrics.csv", "summary.json", "model.pt"}
 RESULT_COLUMNS = ["train_loss", "train_error", "test_loss", "test_error", "gap", "best_test_error",
                   "best_epoch", "epochs_run", "seconds", "message"]
-
-
-# ---- helpers -------------------------------------------------------------------------------------
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(arg) for arg in args], env=WIDE)
-
-
-def succeeded(result) -> str:
-    assert_no_traceback(result)
-    assert result.exit_code == 0, (result.exit_code, result.output)
-    return text(result.stdout)
-
-
-def user_error(result, out: Path) -> list[str]:
-    """Exit 2, no traceback, the problems on stderr, and the output root never created."""
-    assert_no_traceback(result)
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert not out.exists(), sorted(map(str, out.rglob("*")))
-    lines = [line for line in text(result.stderr).splitlines() if line.strip()]
-    assert lines, "no message on stderr"
-    return lines
-
-
-def write_yaml(folder: Path, config: dict, name: str = "experiment.yaml") -> Path:
-    path = folder / name
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 # ---- dry run and bad points ----------------------------------------------------------------------
