@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dlcli.config.schema import DATA_PARAMS, GENERATED, DataConfig, Experiment
+from dlcli.config.data_params import DATA_PARAMS, GENERATED
+from dlcli.config.schema import DataConfig, Experiment
 
 
 def describe(error: ValidationError, model: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:

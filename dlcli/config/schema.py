@@ -1,24 +1,21 @@
 """The config schema: a tree of small typed models, every field with a default and its meaning.
 
-`dlcli.config` reads YAML into it; nothing here reads files.
+`dlcli.config` reads YAML into it; nothing here reads files. Each field's `description` is its entry in
+the config reference, docs/config.md (written by `python docs/generate.py`).
 """
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic import Field, PlainValidator
 
-
-def _reject_bool(value: Any) -> Any:
-    # pydantic's lax mode reads `true` as 1; in a config that is always a mistake.
-    if isinstance(value, bool):
-        raise ValueError("expected a number, got a boolean")
-    return value
+from dlcli.config.data_params import DataName
+from dlcli.config.types import Integer, Number, Section
 
 
 def _batch_size(value: Any) -> int | str | list | "BatchSchedule":
-    """An integer, "full", a list (one per epoch) or a growth schedule {start, factor, every, max}."""
+    """An integer ≥ 1, `full`, a list of them (one per epoch) or a growth schedule `{start, factor, every, max}`."""
     if isinstance(value, dict):
         return BatchSchedule.model_validate(value)
     if isinstance(value, list) and value:
@@ -36,185 +33,187 @@ def _one_batch_size(value: Any) -> int | str:
 
 
 def _device(value: Any) -> str:
+    """`auto`, `cpu`, `mps`, `cuda` or `cuda:N`."""
     if isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
         return value
     raise ValueError(f"must be auto, cpu, mps, cuda or cuda:N, got {value!r}")
 
 
-Number = Annotated[float, BeforeValidator(_reject_bool)]
-Integer = Annotated[int, BeforeValidator(_reject_bool)]
 BatchSize = Annotated[Any, PlainValidator(_batch_size)]
 Device = Annotated[str, PlainValidator(_device)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-# ---- per-data-set parameters (data.params) -------------------------------------------------------
-
-
-class GaussiansParams(Section):
-    classes: Annotated[Integer, Field(ge=2)] = 2  # number of classes, means evenly spaced on a line
-    dim: Annotated[Integer, Field(ge=1)] = 2  # input dimension
-    separation: Annotated[Number, Field(ge=0)] = 2.0  # distance between neighbouring class means
-    sigma: Annotated[Number, Field(gt=0)] = 1.0  # standard deviation of every class (isotropic)
-
-
-class SineParams(Section):
-    dim: Annotated[Integer, Field(ge=1)] = 1  # inputs; y depends on the first, the rest are distractors
-    noise: Annotated[Number, Field(ge=0)] = 0.1  # std of the Gaussian noise on y; Bayes error = noise²
-
-
-class MoonsParams(Section):
-    noise: Annotated[Number, Field(ge=0)] = 0.2  # std of the Gaussian noise added to the points
-
-
-class SplitParams(Section):
-    test_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.25  # stratified, seeded by `seed`
-
-
-class Mnist1dParams(Section):
-    num_samples: Annotated[Integer, Field(ge=20)] = 5000  # samples generated, train + test
-    train_split: Annotated[Number, Field(gt=0, lt=1)] = 0.8  # fraction of them used for training
-    seed: Integer = 42  # the generator's seed; 42 gives the standard MNIST-1D
-
-
-Task = Literal["auto", "classification", "regression"]
-
-
-class CsvParams(Section):
-    path: str  # CSV file with a header row; relative paths start at the config file's folder
-    target: str | None = None  # target column (default: the last one)
-    test_path: str | None = None  # separate test file; without it a seeded split of `path`
-    test_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.2
-    task: Task = "auto"  # auto: integer or text targets are classes, floats are regression
-
-
-class NpzParams(Section):
-    path: str  # .npz with arrays x, y, x_test, y_test
-    task: Task = "auto"
-
-
-DATA_PARAMS: dict[str, type[Section]] = {
-    "gaussians": GaussiansParams,
-    "sine": SineParams,
-    "moons": MoonsParams,
-    "digits": SplitParams,
-    "breast_cancer": SplitParams,
-    "mnist1d": Mnist1dParams,
-    "csv": CsvParams,
-    "npz": NpzParams,
-}
-GENERATED = ("gaussians", "sine", "moons", "mnist1d")  # data sets that can draw a fresh training set
-DataName = Literal["gaussians", "sine", "moons", "digits", "breast_cancer", "mnist1d", "csv", "npz"]
-
-
-# ---- the experiment ------------------------------------------------------------------------------
 
 
 class Augment(Section):
     """Random changes to each training batch (never to validation or test data)."""
 
-    noise_std: Annotated[Number, Field(ge=0)] = 0.0  # Gaussian noise added to the (standardized) inputs
-    shift: Annotated[Integer, Field(ge=0)] = 0  # shift each signal or image by up to ±shift positions
-    shift_mode: Literal["circular", "pad"] = "circular"  # wrap around, or fill with zeros
+    noise_std: Annotated[Number, Field(
+        ge=0, description="Gaussian noise of this std added to every training batch's (standardized) inputs")] = 0.0
+    shift: Annotated[Integer, Field(
+        ge=0, description="shift each training signal (or image, both axes) by a random offset in [−shift, shift]")] = 0
+    shift_mode: Annotated[Literal["circular", "pad"], Field(
+        description="`circular`: wrap around; `pad`: fill with zeros")] = "circular"
 
 
 class Resample(Section):
     """Which training set to draw, for estimating variance across training sets (bias-variance)."""
 
-    method: Literal["none", "fresh", "disjoint", "bootstrap"] = "none"  # fresh: a new draw (generated sets)
-    index: Annotated[Integer, Field(ge=0)] = 0  # which draw, slice or resample
-    count: Annotated[Integer, Field(ge=1)] = 1  # disjoint: how many slices the training pool is cut into
+    method: Annotated[Literal["none", "fresh", "disjoint", "bootstrap"], Field(
+        description="another training set, the test set unchanged: `fresh` (a new draw; generated sets only), "
+                    "`disjoint` (slice `index` of `count`), `bootstrap` (drawn with replacement)")] = "none"
+    index: Annotated[Integer, Field(ge=0, description="which draw, slice or resample")] = 0
+    count: Annotated[Integer, Field(
+        ge=1, description="`disjoint`: how many slices the training pool is cut into")] = 1
 
 
 class DataConfig(Section):
-    name: DataName = "mnist1d"
-    seed: Annotated[Integer, Field(ge=0)] | None = None  # seed of the data alone (None: the experiment's)
-    n_train: Annotated[Integer, Field(ge=1)] | None = None  # first n training samples (None = all)
-    n_test: Annotated[Integer, Field(ge=1)] | None = None
-    label_noise: Annotated[Number, Field(ge=0, le=1)] = 0.0  # fraction of training labels flipped
-    standardize: bool = True  # z-score features with training-set statistics
-    sort_by_label: bool = False  # order the training set by class (why batches are shuffled)
-    params: dict[str, Any] = {}  # per-data-set knobs, see DATA_PARAMS
-    augment: Augment = Augment()
-    resample: Resample = Resample()
+    name: Annotated[DataName, Field(description="the data set; its own parameters go under `data.params`")] = "mnist1d"
+    seed: Annotated[Integer, Field(ge=0)] | None = Field(
+        None, description="a seed for the data alone (generation, splits, label noise); "
+                          "`null`: the experiment's `seed`")
+    n_train: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="use only the first n training samples (`null`: all; generated sets draw 1000)")
+    n_test: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="use only the first n test samples (`null`: all; generated sets draw 1000)")
+    label_noise: Annotated[Number, Field(
+        ge=0, le=1, description="fraction of training labels replaced by a uniformly drawn other class "
+                                "(exactly round(fraction·n))")] = 0.0
+    standardize: Annotated[bool, Field(
+        description="z-score every feature with the training set's mean and std")] = True
+    sort_by_label: Annotated[bool, Field(
+        description="order the training set by class (why batches are shuffled: with `optim.batch_order: "
+                    "sequential` each batch holds one class)")] = False
+    params: Annotated[dict[str, Any], Field(
+        description="the data set's own parameters, listed under data.params below")] = {}
+    augment: Annotated[Augment, Field(description="random changes to each training batch")] = Augment()
+    resample: Annotated[Resample, Field(
+        description="which training set to draw (what `dlcli bias-variance` varies)")] = Resample()
 
 
 class ModelConfig(Section):
-    name: Literal["linear", "mlp", "cnn", "random_features"] = "mlp"
-    hidden: list[Annotated[Integer, Field(ge=1)]] = [100, 100]  # widths (mlp) or channels (cnn)
-    features: Annotated[Integer, Field(ge=1)] = 100  # random_features: fixed random ReLU features
-    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
-    dropout: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # probability of dropping a unit
-    norm: Literal["none", "batch", "layer"] = "none"
+    name: Annotated[Literal["linear", "mlp", "cnn", "random_features"], Field(
+        description="`linear` (logistic / softmax / linear regression), `mlp`, `cnn`, or `random_features`: fixed "
+                    "random ReLU features max(0, Wx), W ~ N(0, 1/d), and a trainable linear read-out")] = "mlp"
+    hidden: Annotated[list[Annotated[Integer, Field(ge=1)]], Field(
+        description="hidden-layer widths (`mlp`) or channels per convolution (`cnn`)")] = [100, 100]
+    features: Annotated[Integer, Field(
+        ge=1, description="`random_features`: how many fixed random ReLU features")] = 100
+    activation: Annotated[Literal["relu", "tanh", "sigmoid", "gelu"], Field(
+        description="the nonlinearity after each hidden layer")] = "relu"
+    dropout: Annotated[Number, Field(
+        ge=0, lt=1, description="probability of dropping a unit; inverted dropout (kept units scaled by 1/(1−p) "
+                                "in training)")] = 0.0
+    norm: Annotated[Literal["none", "batch", "layer"], Field(
+        description="normalization after each hidden layer: none, batch norm or layer norm")] = "none"
 
 
 class BatchSchedule(Section):
     """Batch size start · factor^⌊(epoch − 1) / every⌋, capped at max: grow the batch, not decay the lr."""
 
-    start: Annotated[Integer, Field(ge=1)]  # batch size in the first epoch
-    factor: Annotated[Number, Field(ge=1)] = 2.0  # growth factor
-    every: Annotated[Integer, Field(ge=1)] = 1  # epochs between growths
-    max: Annotated[Integer, Field(ge=1)] | None = None  # cap (None: up to the whole training set)
+    start: Annotated[Integer, Field(ge=1, description="batch size in the first epoch")]
+    factor: Annotated[Number, Field(ge=1, description="growth factor")] = 2.0
+    every: Annotated[Integer, Field(ge=1, description="epochs between growths")] = 1
+    max: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="cap (`null`: up to the whole training set)")
 
 
 class Schedule(Section):
     """The learning rate as a function of the update step (optim.lr is the base rate)."""
 
-    name: Literal["constant", "step", "cosine", "triangular"] = "constant"
-    factor: Annotated[Number, Field(gt=0)] = 0.1  # step: multiply the lr by this ...
-    every: Annotated[Integer, Field(ge=1)] = 10  # step: ... every this many epochs
-    min_lr: Annotated[Number, Field(ge=0)] = 0.0  # cosine: the lr at the last step
-    max_lr: Annotated[Number, Field(gt=0)] | None = None  # triangular: the peak (optim.lr is the base)
-    step_size: Annotated[Integer, Field(ge=1)] = 500  # triangular: updates per half cycle
-    warmup_epochs: Annotated[Integer, Field(ge=0)] = 0  # linear warmup over these epochs, then the above
+    name: Annotated[Literal["constant", "step", "cosine", "triangular"], Field(
+        description="`constant`; `step`: multiply by `factor` every `every` epochs; `cosine`: down to `min_lr`; "
+                    "`triangular`: cycle between `optim.lr` and `max_lr`")] = "constant"
+    factor: Annotated[Number, Field(gt=0, description="`step`: multiply the lr by this …")] = 0.1
+    every: Annotated[Integer, Field(ge=1, description="`step`: … every this many epochs")] = 10
+    min_lr: Annotated[Number, Field(
+        ge=0, description="`cosine`: the lr at the last update (from `optim.lr` at the first)")] = 0.0
+    max_lr: Annotated[Number, Field(gt=0)] | None = Field(
+        None, description="`triangular`: the peak, `optim.lr` the base (Smith, arXiv 1506.01186); "
+                          "with `lr_scaling` both scale with the batch")
+    step_size: Annotated[Integer, Field(ge=1, description="`triangular`: updates per half cycle")] = 500
+    warmup_epochs: Annotated[Integer, Field(
+        ge=0, description="linear warmup over these epochs before any schedule: update i gets lr·(i+1)/W, "
+                          "reaching the scheduled lr at the last warmup update")] = 0
 
 
 class LrScaling(Section):
-    rule: Literal["none", "linear"] = "none"  # linear: lr × batch_size / base_batch_size (Goyal et al.)
-    base_batch_size: Annotated[Integer, Field(ge=1)] = 256
+    rule: Annotated[Literal["none", "linear"], Field(
+        description="`linear`: lr × batch_size / base_batch_size (Goyal et al., arXiv 1706.02677)")] = "none"
+    base_batch_size: Annotated[Integer, Field(
+        ge=1, description="the batch size at which `optim.lr` holds unscaled")] = 256
 
 
 class OptimConfig(Section):
-    name: Literal["sgd", "adam", "adamw", "lstsq"] = "sgd"  # lstsq: exact minimum-norm least squares
-    lr: Annotated[Number, Field(gt=0)] = 0.1
-    momentum: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # sgd only
-    batch_size: BatchSize = 32  # samples per update: int, "full", a per-epoch list, or a schedule
-    batch_order: Literal["shuffle", "sequential", "stride"] = "shuffle"
-    schedule: Schedule = Schedule()
-    lr_scaling: LrScaling = LrScaling()
+    name: Annotated[Literal["sgd", "adam", "adamw", "lstsq"], Field(
+        description="`lstsq`: no gradient steps; the read-out of a `linear` or `random_features` model fitted exactly "
+                    "by minimum-norm least squares (ridge with `regularization.l2`; needs `loss: mse` and "
+                    "`train.epochs: 1`)")] = "sgd"
+    lr: Annotated[Number, Field(gt=0, description="learning rate α (the base rate of any schedule)")] = 0.1
+    momentum: Annotated[Number, Field(ge=0, lt=1, description="heavy-ball momentum; `sgd` only")] = 0.0
+    batch_size: Annotated[BatchSize, Field(
+        description="samples per update: `full` = gradient descent (one update per epoch), `1` = plain SGD; a list "
+                    "gives one per epoch (the last holds for the rest); a growth schedule, see "
+                    "optim.batch_size as a schedule below")] = 32
+    batch_order: Annotated[Literal["shuffle", "sequential", "stride"], Field(
+        description="`shuffle`: a fresh permutation each epoch; `sequential`: 0, 1, 2, …; `stride`: batch k takes "
+                    "k, k+s, k+2s, … with s the number of batches")] = "shuffle"
+    schedule: Annotated[Schedule, Field(description="the learning rate against the update step")] = Schedule()
+    lr_scaling: Annotated[LrScaling, Field(description="scaling the learning rate with the batch size")] = LrScaling()
 
 
 class EarlyStopping(Section):
-    patience: Annotated[Integer, Field(ge=1)] | None = None  # epochs without improvement; None: off
-    metric: Literal["val_loss", "val_error"] = "val_loss"  # measured on train.val_fraction
-    restore_best: bool = True  # end with the weights of the best epoch
+    patience: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="stop after this many epochs without a better validation metric (`null`: off; needs "
+                          "`train.val_fraction`); the run's status is `early_stopped`")
+    metric: Annotated[Literal["val_loss", "val_error"], Field(
+        description="the validation metric watched, measured on `train.val_fraction`")] = "val_loss"
+    restore_best: Annotated[bool, Field(
+        description="end with (and save) the weights of the best epoch; the summary's final metrics are "
+                    "that epoch's")] = True
 
 
 class RegularizationConfig(Section):
-    l2: Annotated[Number, Field(ge=0)] = 0.0  # λ in + (λ/2)·||W||² added to the loss
-    l1: Annotated[Number, Field(ge=0)] = 0.0  # λ in + λ·||W||₁ added to the loss
-    weight_decay: Annotated[Number, Field(ge=0)] = 0.0  # decoupled: w ← w − lr·decay·w each step
-    early_stopping: EarlyStopping = EarlyStopping()
+    l2: Annotated[Number, Field(
+        ge=0, description="λ in + (λ/2)·‖W‖² added to the loss, over all parameters")] = 0.0
+    l1: Annotated[Number, Field(
+        ge=0, description="λ in + λ·‖W‖₁ added to the loss (subgradient λ·sign(w), sign(0) = 0)")] = 0.0
+    weight_decay: Annotated[Number, Field(
+        ge=0, description="decoupled decay w ← w − lr·decay·w each step, for every optimizer")] = 0.0
+    early_stopping: Annotated[EarlyStopping, Field(
+        description="stopping when the validation metric stops improving")] = EarlyStopping()
 
 
 class TrainConfig(Section):
-    epochs: Annotated[Integer, Field(ge=0)] = 20  # passes over the training set
-    log_steps: bool = False  # also write steps.csv: one row per update
-    val_fraction: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # held out of the training set for validation
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast the forward pass to bfloat16 (CUDA only)
-    compile: bool = False  # torch.compile the model: a fixed start-up cost that only long runs repay
+    epochs: Annotated[Integer, Field(
+        ge=0, description="passes over the training set (epoch 0 is logged before training)")] = 20
+    log_steps: Annotated[bool, Field(
+        description="also write `steps.csv`: one row per update (step, epoch, batch_size, lr, batch_loss, "
+                    "seconds)")] = False
+    val_fraction: Annotated[Number, Field(
+        ge=0, lt=1, description="hold out this seeded random fraction of the training set for validation "
+                                "(`val_loss`, `val_error` per epoch)")] = 0.0
+    precision: Annotated[Literal["fp32", "bf16"], Field(
+        description="`bf16`: autocast the forward pass to bfloat16 on a CUDA GPU (refused on the CPU)")] = "fp32"
+    compile: Annotated[bool, Field(
+        description="`torch.compile` the model: a fixed start-up cost (tens of seconds) that only long runs of a "
+                    "larger model repay, mostly on a GPU")] = False
 
 
 class Experiment(Section):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "experiment"
-    seed: Annotated[Integer, Field(ge=0)] = 0
-    device: Device = "auto"
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    loss: Literal["cross_entropy", "bce", "mse"] = "cross_entropy"
-    optim: OptimConfig = OptimConfig()
-    regularization: RegularizationConfig = RegularizationConfig()
-    train: TrainConfig = TrainConfig()
+    name: Annotated[str, Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="experiment name: runs go to `<out>/<name>/<run-id>/`; read from a file, it defaults to "
+                    "the file's name")] = "experiment"
+    seed: Annotated[Integer, Field(
+        ge=0, description="seeds the initial weights, the batch order, dropout, label noise and generated data")] = 0
+    device: Annotated[Device, Field(
+        description="where to train; `auto`: CUDA if available, else MPS, else the CPU")] = "auto"
+    data: Annotated[DataConfig, Field(description="the data set, how much of it, and what is done to it")] = (
+        DataConfig())
+    model: Annotated[ModelConfig, Field(description="the network")] = ModelConfig()
+    loss: Annotated[Literal["cross_entropy", "bce", "mse"], Field(
+        description="`cross_entropy`: softmax outputs; `bce`: one sigmoid output, binary data only; `mse`: "
+                    "squared distance to the target (one-hot for classes)")] = "cross_entropy"
+    optim: Annotated[OptimConfig, Field(description="the optimizer, its learning rate and batch size")] = OptimConfig()
+    regularization: Annotated[RegularizationConfig, Field(
+        description="penalties and early stopping")] = RegularizationConfig()
+    train: Annotated[TrainConfig, Field(description="how long to train, how, and what to log")] = TrainConfig()

@@ -17,14 +17,19 @@ import yaml
 from pydantic import Field, ValidationError
 
 from dlcli.config.load import load_experiment, parse_value, read_yaml_mapping
-from dlcli.config.schema import Experiment, Integer, Section
+from dlcli.config.schema import Experiment
+from dlcli.config.types import Integer, Section
 from dlcli.errors import UserError
 
 
 class SweepSection(Section):
-    grid: dict[str, list[Any] | str | int | float] = {}  # key -> values; axes multiply
-    zip: dict[str, list[Any] | str | int | float] = {}  # key -> values; axes vary together
-    seeds: Annotated[Integer, Field(ge=1)] | None = None  # replicates with seeds 0..N-1
+    grid: Annotated[dict[str, list[Any] | str | int | float], Field(
+        description="dotted key → values (a list, or text such as `1,8,full` or `log(0.01,1,5)`); "
+                    "the axes multiply")] = {}
+    zip: Annotated[dict[str, list[Any] | str | int | float], Field(
+        description="dotted key → values, as in `grid`; these axes vary together (same number of values)")] = {}
+    seeds: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="repeat every point with seeds 0..N-1 (`null`: the config's seed alone)")
 
 
 @dataclass

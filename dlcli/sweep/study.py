@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlcli.config.load import load_experiment
-from dlcli.config.schema import GENERATED
+from dlcli.config.data_params import GENERATED
 from dlcli.config.sweep import Sweep, load_sweep, read_sweep_section
 from dlcli.errors import UserError
 from dlcli.layout import csv_cell

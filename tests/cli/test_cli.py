@@ -320,7 +320,8 @@ def test_set_value_is_yaml_and_shows_in_print_config(write_config, tmp_path):
 
 
 def test_print_config_prints_every_section_with_defaults(write_config, tmp_path):
-    from dlcli.config.schema import Experiment, GaussiansParams
+    from dlcli.config.data_params import GaussiansParams
+    from dlcli.config.schema import Experiment
 
     out = tmp_path / "out"
     sparse = {"name": "sparse", "data": {"name": "gaussians", "n_train": 50}, "optim": {"lr": 0.05}}
