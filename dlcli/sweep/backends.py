@@ -80,7 +80,8 @@ def prepare_and_train(experiments: list[Experiment], run_dirs: list[str]) -> lis
 
 
 def _in_process(units: list[list[Task]]) -> Iterator[Results]:
-    for unit in units:
+    while units:
+        unit = units.pop(0)  # the caller's list: a unit's prepared data are freed once it has trained
         summaries = train_safely([task.prepared for task in unit], [task.run_dir for task in unit])
         yield [(task.index, summary) for task, summary in zip(unit, summaries)]
 
