@@ -142,3 +142,8 @@ def test_registries_match_the_names_the_config_allows():
     assert set(ACTIVATIONS) == allowed(config.ModelConfig, "activation")
     assert set(LOSSES) == allowed(config.Experiment, "loss")
     assert set(OPTIMIZERS) == allowed(config.OptimConfig, "name")
+
+
+def test_the_readme_stays_a_short_manual():
+    """What, why, set-up, a first experiment and links: the reference lives in docs/."""
+    assert len(README.encode("utf-8")) <= 12 * 1024, "move detail from README.md to a page under docs/"
