@@ -25,6 +25,7 @@ import io
 import json
 import math
 import os
+import socket
 import tempfile
 import time
 from enum import Enum
@@ -245,6 +246,25 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))
+
+
+def run_is_live(summary: dict[str, Any]) -> bool:
+    """Whether a `running` summary belongs to a process that is still alive on this machine (a run
+    killed without a word stays `running`). A run on another host counts as live: it cannot be checked."""
+    if summary.get("status") != Status.RUNNING:
+        return False
+    pid, host = summary.get("pid"), summary.get("host")
+    if not isinstance(pid, int) or host is None:
+        return False  # written before runs recorded their process
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
 
 
 def finished_summary(run_dir: Path) -> dict[str, Any] | None:

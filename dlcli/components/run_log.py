@@ -7,6 +7,8 @@ is `dlcli.layout`'s docstring.
 """
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,8 @@ class RunLog:
         experiment = prepared.experiment
         layout.atomic_write_text(run_dir / layout.CONFIG, to_yaml(experiment))
         self._header = _summary_header(prepared, run_dir)
-        layout.atomic_write_json(run_dir / layout.SUMMARY, {**self._header, "status": Status.RUNNING})
+        layout.atomic_write_json(run_dir / layout.SUMMARY, {**self._header, "status": Status.RUNNING,
+                                                            "pid": os.getpid(), "host": socket.gethostname()})
         validation = prepared.dataset.x_val is not None
         self._metrics = layout.CsvLog(run_dir / layout.METRICS, layout.metric_columns(validation))
         self._steps = layout.CsvLog(run_dir / layout.STEPS, layout.STEP_COLUMNS) if experiment.train.log_steps else None
