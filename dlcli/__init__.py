@@ -16,6 +16,7 @@ _API = {
     "Experiment": "dlcli.config.schema",
     "load_sweep": "dlcli.config.sweep",  # a config's sweep section plus --grid/--zip/--seeds -> Sweep
     "train": "dlcli.engine.loop",  # Experiment -> RunResult (`dlcli train`)
+    "resume": "dlcli.engine.loop",  # a run folder -> RunResult, continued from its checkpoint (`dlcli train --resume`)
     "run_sweep": "dlcli.sweep.runner",  # Sweep -> SweepResult (`dlcli sweep`)
     "estimate_sweep": "dlcli.sweep.runner",  # Sweep -> seconds (`dlcli sweep --dry-run`)
     "load_study": "dlcli.sweep.study",  # the runs of a bias-variance study
@@ -23,6 +24,7 @@ _API = {
     "evaluate_run": "dlcli.analysis.evaluate",  # a run folder -> evaluation.json's content (`dlcli evaluate`)
     "lr_find": "dlcli.analysis.lr_find",  # Experiment -> LrFindResult (`dlcli lr-find`)
     "load_runs": "dlcli.analysis.compare",  # run folders -> a DataFrame, one row per run (`dlcli compare`)
+    "tag_runs": "dlcli.analysis.tags",  # tags and a note in each run's tags.json (`dlcli tag`)
     "read_metrics": "dlcli.layout",
     "read_summary": "dlcli.layout",
     "Status": "dlcli.layout",

@@ -9,7 +9,11 @@ through the names here.
     summary.json      status, final and best metrics, provenance
     model.pt          a plain state dict: the weights the run ends with (the last completed epoch's,
                       or the best epoch's when early stopping restores them)
+    checkpoint.pt     while a run is unfinished: everything needed to continue it exactly (weights,
+                      optimizer state, random streams, early stopper, position); removed when it finishes
     evaluation.json   written by `dlcli evaluate`
+    environment.json  provenance: versions, git commit, machine, command line (components.environment)
+    tags.json         `dlcli tag`: {"tags": {key: value}, "note": text}; the run's config is never touched
 <out>/<name>/                     a sweep adds, beside its runs:
     sweep.yaml        the spec: base config, overrides, axes, seeds
     runs.csv          one row per point, in point order
@@ -41,12 +45,15 @@ METRICS = "metrics.csv"
 STEPS = "steps.csv"
 SUMMARY = "summary.json"
 WEIGHTS = "model.pt"
+CHECKPOINT = "checkpoint.pt"
 EVALUATION = "evaluation.json"
 SWEEP_SPEC = "sweep.yaml"
 RUNS = "runs.csv"
 BIAS_VARIANCE = "bias_variance.csv"
 LR_FIND_CURVE = "lr_find.csv"
 LR_FIND_SUMMARY = "lr_find.json"
+ENVIRONMENT = "environment.json"
+TAGS = "tags.json"
 
 
 # ---- statuses --------------------------------------------------------------------------------------
@@ -193,10 +200,12 @@ class CsvLog:
     """An append-only CSV (metrics.csv, steps.csv): rows appended and flushed as they come, so a crash
     or a kill keeps every one; `close` makes it durable (fsync) once, when the run ends."""
 
-    def __init__(self, path: Path, columns: list[str]):
+    def __init__(self, path: Path, columns: list[str], continued: bool = False):
+        """A new file with its header, or (`continued`) an existing one that goes on where it stopped."""
         self.path, self.columns = path, columns
         self.file = open(path, "a", encoding="utf-8")
-        self._append(columns)
+        if not continued:
+            self._append(columns)
 
     def append(self, row: dict[str, Any]) -> None:
         self.append_many([row])

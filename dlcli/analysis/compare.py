@@ -1,7 +1,8 @@
 """Comparing runs: load their summaries into one table, filter, group seed replicates, pivot.
 
 Plain pandas, no torch: every run's summary.json carries its flattened config, so a folder of a
-thousand runs loads in about a second.
+thousand runs loads in about a second. A run's tags (tags.json) are `tag.KEY` columns: they filter
+(--where tag.KEY=VALUE) and group (--by), but are not config, so they never split seed replicates.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pandas as pd
 import yaml
 
 from dlcli import layout
+from dlcli.analysis.tags import TAG_PREFIX, read_tags
 from dlcli.config.flat import flatten
 from dlcli.errors import UserError
 from dlcli.layout import SUCCEEDED
@@ -23,7 +25,7 @@ from dlcli.layout import SUCCEEDED
 METRICS = ["train_error", "test_error", "gap", "train_loss", "test_loss", "best_epoch"]
 EXTRA_METRICS = ["best_test_error", "epochs_run", "steps", "seconds", "bayes_error", "parameters",
                  "val_loss", "val_error", "weight_norm", "sparsity", "restored_epoch"]
-INFO = ["run_id", "status", "path"]
+INFO = ["run_id", "status", "path", "started", "note"]
 OPERATORS = {"==": operator.eq, "=": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le,
              ">": operator.gt, "<": operator.lt}
 
@@ -49,24 +51,31 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
 
 
 def load_runs(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per run: run_id, status, path, every config key (dotted), and the final metrics."""
+    """One row per run: run_id, status, path, started, note, every config key (dotted), the final
+    metrics, and a tag.KEY column per tag."""
     records = []
     for run_dir in find_runs(paths):
         try:
             summary = layout.read_summary(run_dir)
         except (OSError, ValueError):
             continue  # a run being written for the first time; its summary appears atomically
-        config = summary.get("config") or _config_from_yaml(run_dir)
-        record = {key: _hashable(value) for key, value in config.items()}
+        record = {key: _hashable(value) for key, value in run_config(run_dir, summary).items()}
         record |= {key: summary.get(key) for key in METRICS + EXTRA_METRICS}
         record |= {"run_id": summary.get("run_id", run_dir.name), "status": summary.get("status"),
-                   "path": str(run_dir)}
-        records.append(record)
+                   "path": str(run_dir), "started": summary.get("started")}
+        tags = read_tags(run_dir)
+        record |= {TAG_PREFIX + key: _hashable(parse_value(value)) for key, value in tags["tags"].items()}
+        records.append(record | {"note": tags["note"]})
     return pd.DataFrame.from_records(records)
 
 
+def run_config(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """A run's flattened config: from its summary, or config.yaml for summaries that lack it."""
+    return summary.get("config") or _config_from_yaml(Path(run_dir))
+
+
 def config_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in INFO + METRICS + EXTRA_METRICS]
+    return [c for c in frame.columns if c not in INFO + METRICS + EXTRA_METRICS and not c.startswith(TAG_PREFIX)]
 
 
 def varying_keys(frame: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
@@ -84,13 +93,15 @@ def varying_keys(frame: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
 def where(frame: pd.DataFrame, expressions: list[str]) -> pd.DataFrame:
     """Keep the rows where every `COLUMN OP VALUE` holds (OP: == != >= <= > <)."""
     for expression in expressions:
-        found = re.fullmatch(r"\s*([\w.]+)\s*(==|!=|>=|<=|=|>|<)\s*(.+?)\s*", expression)
+        found = re.fullmatch(r"\s*([\w.-]+)\s*(==|!=|>=|<=|=|>|<)\s*(.+?)\s*", expression)
         if not found:
             raise UserError(f"--where {expression}: expected COLUMN OP VALUE, e.g. optim.lr>=0.1 "
                             "(OP: == != >= <= > <)")
         column, symbol, text = found.groups()
+        if column.startswith(TAG_PREFIX) and column not in frame.columns:
+            frame = frame.assign(**{column: None})  # a tag no run has: no run has that value
         check_columns(frame, [column], "--where")
-        value = _hashable(yaml.safe_load(text))  # a list compares as its cell text: [64, 64]
+        value = _hashable(parse_value(text))  # a list compares as its cell text: [64, 64]
         compare = OPERATORS[symbol]
 
         def holds(cell: Any) -> bool:
@@ -165,40 +176,6 @@ def read_curves(frame: pd.DataFrame, file: str = layout.METRICS) -> pd.DataFrame
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def early_stopping_what_if(curves: pd.DataFrame, patience: int, metric: str) -> pd.DataFrame:
-    """Per run, from its logged epochs: where patience P on `metric` would have stopped, the epoch it
-    would have restored (the best so far), and the test error there, against the run's last epoch."""
-    rows = []
-    for run_id, run in curves.groupby("run_id", sort=False):
-        run = run.sort_values("epoch")
-        best_value, best, stop = float("inf"), run.iloc[0], None
-        for _, epoch in run.iterrows():
-            if epoch[metric] < best_value:
-                best_value, best = epoch[metric], epoch
-            if epoch["epoch"] - best["epoch"] >= patience:
-                stop = epoch
-                break
-        last = run.iloc[-1]
-        rows.append({"run_id": run_id, "stopped_at": int(stop["epoch"]) if stop is not None else None,
-                     "restored_epoch": int(best["epoch"]), "test_error_restored": float(best["test_error"]),
-                     "last_epoch": int(last["epoch"]), "test_error_last": float(last["test_error"]),
-                     "epochs_saved": int(last["epoch"] - stop["epoch"]) if stop is not None else 0})
-    return pd.DataFrame(rows)
-
-
-def update_noise(steps: pd.DataFrame) -> pd.DataFrame:
-    """Per run: updates, seconds, the last batch losses, and the noise of the per-update loss
-    (standard deviation of the change from one update to the next)."""
-    rows = []
-    for run_id, run in steps.groupby("run_id", sort=False):
-        losses = run["batch_loss"].to_numpy()
-        tail = losses[-max(1, len(losses) // 10):]
-        rows.append({"run_id": run_id, "updates": len(run), "seconds": run["seconds"].iloc[-1],
-                     "final_batch_loss": float(tail.mean()),
-                     "loss_noise": float(pd.Series(losses).diff().std()) if len(losses) > 2 else float("nan")})
-    return pd.DataFrame(rows)
-
-
 def axis_value(value: Any) -> float | None:
     """A number to plot a key's value at: the number itself, or a list's first entry (the width of
     `model.hidden: [64, 64]`); None when the value is not a number."""
@@ -229,6 +206,16 @@ def _config_from_yaml(run_dir: Path) -> dict[str, Any]:
         return flatten(yaml.safe_load((run_dir / layout.CONFIG).read_text(encoding="utf-8")) or {})
     except (OSError, yaml.YAMLError):
         return {}
+
+
+def parse_value(text: str) -> Any:
+    """A value as YAML reads it (`0.1` a number, `[64, 64]` a list); what YAML reads as another type
+    (a date) or cannot read stays text."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if value is None or isinstance(value, (str, int, float, bool, list, dict)) else text
 
 
 def _hashable(value: Any) -> Any:

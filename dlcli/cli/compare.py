@@ -108,7 +108,8 @@ def _compare_pivot(frame, pivot: str, value: str, fmt: str, plot) -> None:
 
 
 def _compare_what_if(frame, patience: int, metric: str, fmt: str) -> None:
-    from dlcli.analysis.compare import early_stopping_what_if, read_curves
+    from dlcli.analysis.compare import read_curves
+    from dlcli.analysis.curves import early_stopping_what_if
     from dlcli.report import compare as show
 
     if metric.startswith("test_"):
@@ -127,7 +128,8 @@ def _compare_what_if(frame, patience: int, metric: str, fmt: str) -> None:
 
 
 def _compare_updates(frame, x: str, fmt: str, plot) -> None:
-    from dlcli.analysis.compare import read_curves, update_noise
+    from dlcli.analysis.compare import read_curves
+    from dlcli.analysis.curves import update_noise
     from dlcli.layout import STEPS
     from dlcli.report import compare as show
 

@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, user_errors_exit_2
+from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, removed_if_unwritable,
+                           user_errors_exit_2)
 from dlcli.errors import UserError
 from dlcli.layout import Status
 
@@ -15,16 +16,27 @@ from dlcli.layout import Status
 @app.command()
 @user_errors_exit_2
 def train(
-    config: Path = typer.Argument(..., help="The experiment's YAML file.", show_default=False),
+    config: Optional[Path] = typer.Argument(None, help="The experiment's YAML file.", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
     out: Path = typer.Option(Path("results"), "--out", help="Output root: runs go to OUT/<name>/<run-id>/."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (overrides the config)."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
+    force: bool = typer.Option(False, "--force", help="Train even when the model or the data look too large for "
+                               "the device's free memory."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted or killed run from its "
+                                          "last checkpoint: RUN_DIR (no CONFIG).", show_default=False),
 ) -> None:
-    """Train one model and log train and test loss and error per epoch.
+    """Train one model and log train and test loss and error per epoch; or continue one with --resume.
 
     Example: dlcli train configs/quickstart.yaml --set optim.lr=0.05 --set model.hidden=[64,64]
     """
+    if resume is not None:
+        if config is not None or set_ or device is not None or print_config:
+            raise UserError("--resume RUN_DIR continues a run as it was configured: give no CONFIG, --set, "
+                            "--device or --print-config with it")
+        return _resume(resume)
+    if config is None:
+        raise UserError("CONFIG: missing: give the experiment's YAML file (or --resume RUN_DIR)")
     from dlcli.config.flat import to_yaml
     from dlcli.config.load import load_experiment
     from dlcli.layout import check_output_root
@@ -35,15 +47,37 @@ def train(
         sys.stdout.write(to_yaml(experiment))  # verbatim: YAML must not be wrapped or styled
         return
     check_output_root(out)
+    from dlcli.components.memory import memory_check_skipped
     from dlcli.engine.loop import train as train_experiment
     from dlcli.report.console import epoch_progress
-    from dlcli.report.runs import print_run
 
-    with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch:
+    with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, \
+            removed_if_unwritable(out, experiment.name), memory_check_skipped(force):
         try:
             result = train_experiment(experiment, out, on_epoch)
         except UserError as error:  # the data or the model do not fit the config
             raise UserError([f"{config}: {problem}" for problem in error.problems]) from None
+    _report(result)
+
+
+def _resume(run_dir: Path) -> None:
+    from dlcli.config.load import load_experiment
+    from dlcli.engine.loop import resume
+    from dlcli.layout import CONFIG
+    from dlcli.report.console import epoch_progress, print_note
+
+    if not (run_dir / CONFIG).is_file():
+        raise UserError(f"--resume {run_dir}: not a run directory (no {CONFIG})")
+    experiment = load_experiment(run_dir / CONFIG)
+    with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch:
+        result = resume(run_dir, on_epoch, on_note=print_note)
+    _report(result)
+
+
+def _report(result) -> None:
+    """The end-of-run table; exit 1 for a diverged run, 130 for Ctrl-C."""
+    from dlcli.report.runs import print_run
+
     print_run(result.summary, str(result.run_dir))
     if result.status == Status.DIVERGED:
         raise typer.Exit(EXIT_RUN_FAILED)
@@ -96,7 +130,8 @@ def lr_find(
     check_plot_path(plot)
     experiment = load_experiment(config, list(set_ or []))
     check_output_root(out)
-    result = range_test(experiment, out, min_lr, max_lr, steps)
+    with removed_if_unwritable(out, experiment.name):
+        result = range_test(experiment, out, min_lr, max_lr, steps)
     if plot is not None:
         from dlcli.report.figures import plot_lr_find
 

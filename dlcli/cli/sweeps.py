@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import EXIT_RUN_FAILED, SET_HELP, app, exit_interrupted, user_errors_exit_2
+from dlcli.cli.app import EXIT_RUN_FAILED, SET_HELP, app, exit_interrupted, removed_if_unwritable, user_errors_exit_2
 
 
 @app.command()
@@ -28,6 +28,8 @@ def sweep(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, as ray.init takes it "
                                           "(default: start a local Ray instance)."),
     gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", min=0, help="GPUs per Ray task."),
+    force: bool = typer.Option(False, "--force", help="Train points even when a model or the data look too large "
+                               "for the device's free memory."),
     vectorize: bool = typer.Option(True, "--vectorize/--no-vectorize", help="Train points that differ only in "
                                    "seed, lr, momentum, decay, L1/L2, dropout rate or data draw together as "
                                    "one stacked model (same numbers, same files, much faster for small models)."),
@@ -36,6 +38,7 @@ def sweep(
 
     Example: dlcli sweep configs/batch_lr_grid.yaml --grid optim.lr=log(0.01,1,5) --seeds 3 --workers 2
     """
+    from dlcli.components.memory import memory_check_skipped
     from dlcli.config.sweep import load_sweep
     from dlcli.layout import check_output_root
     from dlcli.report.console import print_note
@@ -47,9 +50,11 @@ def sweep(
     check_backend(backend)
     check_output_root(out)
     if dry_run:
-        print_dry_run(spec, estimate_sweep(spec, vectorize))
+        with memory_check_skipped(force):
+            print_dry_run(spec, estimate_sweep(spec, vectorize))
         return
-    with sweep_progress(len(spec.points)) as progress:
+    with sweep_progress(len(spec.points)) as progress, removed_if_unwritable(out, spec.experiments[0].name), \
+            memory_check_skipped(force):
         try:
             result = run_sweep(spec, out, workers, backend, address, gpus_per_run,
                                on_result=progress.finished, on_skipped=progress.skipped, vectorize=vectorize,

@@ -7,7 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from dlcli.components.datasets import DATASETS, Dataset
+from dlcli.components.datasets import DATASETS, DEFAULT_GENERATED, MNIST1D_LENGTH, Dataset
+from dlcli.components.memory import data_memory_problem
+from dlcli.components.validation import dataset_problems, raise_problems, standardized_problem
 from dlcli.config.schema import DataConfig
 from dlcli.errors import UserError
 
@@ -17,19 +19,47 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
     standardize. `data.seed`, when set, replaces the experiment's seed for all of it."""
     data_seed = seed if config.seed is None else config.seed
     rng = np.random.default_rng(data_seed)
-    dataset = DATASETS[config.name](config, rng)
+    dataset = _checked(config, rng)
     if config.resample.method != "none":
         dataset = _resample(dataset, config, data_seed)
         rng = np.random.default_rng([data_seed, 4, config.resample.index])  # fresh label noise per draw
     dataset = _cut(dataset, config)
-    if config.label_noise > 0:
+    if config.label_noise > 0 and dataset.task == "classification":  # on regression data prepare says why not
         dataset = replace(dataset, y_train=flip_labels(dataset.y_train, dataset.num_classes, config.label_noise, rng))
     if config.sort_by_label:
         order = np.argsort(dataset.y_train, kind="stable")
         dataset = replace(dataset, x_train=dataset.x_train[order], y_train=dataset.y_train[order])
     if config.standardize:
         dataset = standardize(dataset, *feature_stats(dataset.x_train))
+        raise_problems([standardized_problem(dataset, config.name)])
     return dataset
+
+
+def _checked(config: DataConfig, rng: np.random.Generator) -> Dataset:
+    """The registry's data set, its size checked against the memory before it is generated, and its
+    shapes, sizes and values after (files are checked as they are read, in `datasets`)."""
+    numbers = _generated_numbers(config)
+    if numbers is not None:
+        raise_problems([data_memory_problem(config.name, numbers)])
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 are reported just below
+        dataset = DATASETS[config.name](config, rng)
+    where = f"data.params.path: {config.params['path']}" if "path" in config.params else "data.params"
+    raise_problems(dataset_problems(dataset, config.name, where))
+    return dataset
+
+
+def _generated_numbers(config: DataConfig) -> int | None:
+    """How many numbers generating this data set draws (None: it is read, not generated), so that its
+    size is checked against the memory before any is drawn."""
+    p = config.params
+    samples = (config.n_train or DEFAULT_GENERATED) + (config.n_test or DEFAULT_GENERATED)
+    draws = {
+        "gaussians": lambda: samples * (p["dim"] + 1) + p["classes"] * p["dim"],
+        "sine": lambda: samples * (p["dim"] + 1),
+        "moons": lambda: samples * 3,
+        "mnist1d": lambda: p["num_samples"] * MNIST1D_LENGTH * 4,  # templates, padding and noise on the way
+    }
+    return draws[config.name]() if config.name in draws else None
 
 
 def _resample(dataset: Dataset, config: DataConfig, data_seed: int) -> Dataset:
@@ -39,7 +69,7 @@ def _resample(dataset: Dataset, config: DataConfig, data_seed: int) -> Dataset:
     if plan.method == "fresh":
         params = config.params
         if config.name == "mnist1d":  # its generator has a seed of its own
-            params = {**params, "seed": params["seed"] + plan.index + 1}
+            params = {**params, "seed": (params["seed"] + plan.index + 1) % 2**32}  # NumPy's seeds are 32-bit
         other = DATASETS[config.name](config.model_copy(update={"params": params}),
                                       np.random.default_rng([data_seed, 2, plan.index]))
         return replace(dataset, x_train=other.x_train, y_train=other.y_train)

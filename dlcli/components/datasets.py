@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import functools
 import math
+import zipfile
 from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
 
+from dlcli.components.validation import (class_problem, columns_problem, npz_problems, raise_problems,
+                                        split_problem, table_problems)
 from dlcli.config.schema import DataConfig
 from dlcli.errors import UserError
 
@@ -40,6 +43,7 @@ class Dataset:
 # ---- generated data: train and test drawn fresh from the generator -------------------------------
 
 DEFAULT_GENERATED = 1000  # samples per split when n_train / n_test is null
+MNIST1D_LENGTH = 40  # MNIST-1D's signals
 
 
 def _sizes(config: DataConfig) -> tuple[int, int]:
@@ -83,7 +87,14 @@ def sine(config: DataConfig, rng: np.random.Generator) -> Dataset:
 
     n_train, n_test = _sizes(config)
     (x_train, y_train), (x_test, y_test) = draw(n_train), draw(n_test)
-    return Dataset(x_train, y_train, x_test, y_test, "regression", None, "tabular", bayes_error=noise**2)
+    return Dataset(x_train, y_train, x_test, y_test, "regression", None, "tabular", bayes_error=_squared(noise))
+
+
+def _squared(noise: float) -> float:
+    try:
+        return noise**2
+    except OverflowError:  # a noise beyond 1e154: the targets are not finite either, which is reported
+        return math.inf
 
 
 def moons(config: DataConfig, rng: np.random.Generator) -> Dataset:
@@ -159,46 +170,69 @@ def csv(config: DataConfig, rng: np.random.Generator) -> Dataset:
     import pandas as pd
 
     p = config.params
+    frames, target = _checked_tables(p)
+    y_all = pd.concat([part[target] for part in frames])
+    task = _task(p["task"], y_all.to_numpy())
+    if task == "regression" and not pd.api.types.is_numeric_dtype(y_all):
+        raise UserError(f"data.params.task: regression needs a numeric target, and column {target!r} of "
+                        f"{p['path']} holds text; allowed: classification or auto")
+    names = _class_names(y_all, task)
+    if names is not None:
+        raise_problems([class_problem(names, f"data.params.path: {p['path']}")])
+    encode = _label_encoder(y_all, task)
+    xs = [part.drop(columns=[target]).to_numpy(np.float32) for part in frames]
+    ys = [encode(part[target]) for part in frames]
+    if len(frames) == 2:
+        return _from_arrays(xs[0], ys[0], xs[1], ys[1], task, names)
+    return _random_split(xs[0], ys[0], p["test_fraction"], rng, task, names, p["path"])
+
+
+def _checked_tables(p: dict) -> tuple[list, str]:
+    """The CSV file (and the separate test file) and the target column, every file checked."""
     frame = _read_csv(p["path"], "data.params.path")
     target = p["target"] or frame.columns[-1]
     if target not in frame.columns:
         raise UserError(f"data.params.target: no column {target!r} in {p['path']} "
                         f"(columns: {', '.join(map(str, frame.columns))})")
-    frames = [frame] if p["test_path"] is None else [frame, _read_csv(p["test_path"], "data.params.test_path")]
-    for key, part in zip(("path", "test_path"), frames):
-        features = part.drop(columns=[target])
-        bad = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-        if bad:
-            raise UserError(f"data.params.{key}: non-numeric feature columns: {', '.join(bad)}")
-    y_all = pd.concat([part[target] for part in frames])
-    task = _task(p["task"], y_all.to_numpy())
-    encode = _label_encoder(y_all, task)
-    xs = [part.drop(columns=[target]).to_numpy(np.float32) for part in frames]
-    ys = [encode(part[target]) for part in frames]
-    if len(frames) == 2:
-        names = _class_names(y_all, task)
-        return _from_arrays(xs[0], ys[0], xs[1], ys[1], task, names)
-    return _random_split(xs[0], ys[0], p["test_fraction"], rng, task, _class_names(y_all, task))
+    frames, keys = [frame], ["path"]
+    if p["test_path"] is not None:
+        frames.append(_read_csv(p["test_path"], "data.params.test_path"))
+        keys.append("test_path")
+        raise_problems([columns_problem(list(frame.columns), list(frames[1].columns), p["path"], p["test_path"])])
+    raise_problems([problem for key, part in zip(keys, frames)
+                    for problem in table_problems(part, target, f"data.params.{key}: {p[key]}")])
+    return frames, target
 
 
 def npz(config: DataConfig, rng: np.random.Generator) -> Dataset:
     path = config.params["path"]
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = [key for key in ("x", "y", "x_test", "y_test") if key not in arrays]
-            if missing:
-                raise UserError(f"data.params.path: {path} lacks arrays {', '.join(missing)} "
-                                "(needs x, y, x_test, y_test)")
-            x, y, x_test, y_test = (arrays[key] for key in ("x", "y", "x_test", "y_test"))
-    except (OSError, ValueError) as error:
-        raise UserError(f"data.params.path: cannot read {path} as .npz: {error}") from None
+    x, y, x_test, y_test = _read_npz(path)
+    where = f"data.params.path: {path}"
+    raise_problems(npz_problems({"x": x, "y": y, "x_test": x_test, "y_test": y_test}, config.params["task"], where))
     task = _task(config.params["task"], np.concatenate([y, y_test]))
     if task == "classification":
         classes, encoded = np.unique(np.concatenate([y, y_test]), return_inverse=True)
+        raise_problems([class_problem(tuple(map(str, classes)), where)])
         y, y_test = encoded[: len(y)], encoded[len(y):]
         return _from_arrays(x.astype(np.float32), y, x_test.astype(np.float32), y_test, task,
                             tuple(str(c) for c in classes))
     return _from_arrays(x.astype(np.float32), y, x_test.astype(np.float32), y_test, task, None)
+
+
+def _read_npz(path: str) -> tuple[np.ndarray, ...]:
+    """x, y, x_test, y_test from an .npz archive, or a `UserError` saying why not."""
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array, not named arrays (write it with np.savez)")
+        with arrays:
+            missing = [key for key in ("x", "y", "x_test", "y_test") if key not in arrays]
+            if missing:
+                raise UserError(f"data.params.path: {path} lacks arrays {', '.join(missing)} "
+                                "(needs x, y, x_test, y_test)")
+            return tuple(arrays[key] for key in ("x", "y", "x_test", "y_test"))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise UserError(f"data.params.path: cannot read {path} as .npz: {error}".splitlines()[0]) from None
 
 
 def _read_csv(path: str, key: str):
@@ -235,9 +269,10 @@ def _from_arrays(x, y, x_test, y_test, task, class_names) -> Dataset:
     return Dataset(x, y.astype(np.float32), x_test, y_test.astype(np.float32), task, None, _kind(x))
 
 
-def _random_split(x, y, test_fraction, rng, task, class_names) -> Dataset:
+def _random_split(x, y, test_fraction, rng, task, class_names, path: str) -> Dataset:
     order = rng.permutation(len(x))
     n_test = max(1, round(test_fraction * len(x)))
+    raise_problems([split_problem(len(x), n_test, path)])
     test, train = order[:n_test], order[n_test:]
     return _from_arrays(x[train], y[train], x[test], y[test], task, class_names)
 

@@ -3,7 +3,7 @@ and end with the weights of the best epoch."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from dlcli.config.schema import EarlyStopping
 
@@ -13,7 +13,7 @@ class EarlyStopper:
         self.config = config
         self.best_value = math.inf
         self.best_row: dict[str, Any] | None = None
-        self.best_state: Any = None  # whatever the caller records as the epoch's weights
+        self.best_state: Any = None  # what the caller records as the epoch's weights (with a state_dict())
 
     @property
     def active(self) -> bool:
@@ -37,3 +37,14 @@ class EarlyStopper:
         if not self.active or not self.config.restore_best:
             return None
         return self.best_row
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the best value and row, and the best epoch's weights (a state dict)."""
+        best = self.best_state.state_dict() if self.best_state is not None else None
+        return {"best_value": self.best_value, "best_row": self.best_row, "best_weights": best}
+
+    def load(self, state: dict[str, Any], weights_holder: Callable[[dict[str, Any]], Any]) -> None:
+        """Continue from a checkpoint's `state()`; `weights_holder` wraps the weights as the caller records them."""
+        self.best_value, self.best_row = state["best_value"], state["best_row"]
+        weights = state["best_weights"]
+        self.best_state = None if weights is None else weights_holder(weights)

@@ -1,7 +1,12 @@
-"""Models, from a registry: each builder takes the model config, the input shape and the output width."""
+"""Models, from a registry: each builder takes the model config, the input shape and the output width.
+
+Beside each builder, its sizes counted from the config alone (`layer_sizes`, `parameter_count_of`): a run
+checks that its model fits in memory before allocating any of it.
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -100,4 +105,79 @@ def build_model(config: ModelConfig, input_shape: tuple[int, ...], outputs: int)
 
 def parameter_count(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+# ---- sizes from the config alone: the memory check runs before anything is allocated --------------
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    """One layer (with its norm, activation and dropout) of the model a config builds."""
+
+    parameters: int  # trained numbers
+    buffers: int  # fixed numbers: random features' weights, batch norm's running statistics
+    outputs: int  # numbers it produces per sample (what the backward pass keeps)
+
+
+def layer_sizes(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -> list[LayerSize]:
+    """The layers `build_model` makes for this config, counted without building them."""
+    return SIZES[config.name](config, input_shape, outputs)
+
+
+def parameter_count_of(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -> int:
+    """`parameter_count(build_model(config, input_shape, outputs))`, without building the model."""
+    return sum(layer.parameters for layer in layer_sizes(config, input_shape, outputs))
+
+
+def buffer_count_of(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -> int:
+    """The numbers in the built model's buffers, without building it."""
+    return sum(layer.buffers for layer in layer_sizes(config, input_shape, outputs))
+
+
+def _affine(inputs: int, outputs: int) -> LayerSize:
+    return LayerSize(inputs * outputs + outputs, 0, outputs)
+
+
+def _norm_size(kind: str, channels: int) -> tuple[int, int]:
+    """(parameters, buffers) of the norm after a layer of this many channels: scale and shift, and
+    batch norm's running mean, variance and batch count."""
+    return {"batch": (2 * channels, 2 * channels + 1), "layer": (2 * channels, 0)}.get(kind, (0, 0))
+
+
+def _linear_sizes(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -> list[LayerSize]:
+    return [_affine(math.prod(input_shape), outputs)]
+
+
+def _mlp_sizes(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -> list[LayerSize]:
+    layers, width = [], math.prod(input_shape)
+    for hidden in config.hidden:
+        parameters, buffers = _norm_size(config.norm, hidden)
+        layers.append(LayerSize(width * hidden + hidden + parameters, buffers, hidden))
+        width = hidden
+    return [*layers, _affine(width, outputs)]
+
+
+def _cnn_sizes(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -> list[LayerSize]:
+    spatial = input_shape if len(input_shape) == 2 else (math.prod(input_shape),)
+    layers, channels = [], 1
+    for width in config.hidden:
+        spatial = tuple((size + 1) // 2 for size in spatial)
+        parameters, buffers = _norm_size(config.norm, width)
+        kernel = channels * width * 3 ** len(spatial) + width
+        layers.append(LayerSize(kernel + parameters, buffers, width * math.prod(spatial)))
+        channels = width
+    return [*layers, _affine(channels * math.prod(spatial), outputs)]
+
+
+def _random_features_sizes(config: ModelConfig, input_shape: tuple[int, ...], outputs: int) -> list[LayerSize]:
+    features = LayerSize(0, config.features * math.prod(input_shape), config.features)
+    return [features, _affine(config.features, outputs)]
+
+
+SIZES: dict[str, Callable[[ModelConfig, tuple[int, ...], int], list[LayerSize]]] = {
+    "linear": _linear_sizes,
+    "mlp": _mlp_sizes,
+    "cnn": _cnn_sizes,
+    "random_features": _random_features_sizes,
+}
 

@@ -1,5 +1,6 @@
-"""Preparing a run: resolve the device, load the data, build the initial model, and check that they
-fit together. Nothing is written until this has succeeded.
+"""Preparing a run: resolve the device, load the data (checked: dlcli.components.validation), check
+that the model will fit in the device's memory (dlcli.components.memory), build the initial model, and
+check that they fit together. Nothing is written until this has succeeded.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch import nn
 from dlcli.components import losses
 from dlcli.components.data import hold_out, load_dataset
 from dlcli.components.datasets import Dataset
+from dlcli.components.memory import model_memory_problem
 from dlcli.components.models import build_model
 from dlcli.config.schema import Experiment
 from dlcli.errors import UserError
@@ -58,16 +60,33 @@ def prepare(experiment: Experiment, dataset: Dataset | None = None) -> Prepared:
     if experiment.train.precision == "bf16" and device.type != "cuda":
         problems.append(f"train.precision: bf16 autocast needs a CUDA device, and this run is on {device.type} "
                         "(allowed here: fp32)")
-    if experiment.data.augment.shift > 0 and dataset.kind == "tabular":
-        problems.append(f"data.augment.shift: shifts signals and images; {experiment.data.name} is a table")
+    problems += _shift_problems(experiment, dataset)
     if dataset.task == "regression" and experiment.data.label_noise > 0:
         problems.append(f"data.label_noise: {experiment.data.name} is a regression data set; it has no labels to flip")
     if problems:
         raise UserError(problems)
-    torch.manual_seed(experiment.seed)  # the initial weights depend on the seed alone
     outputs = losses.output_width(experiment.loss, dataset.task, dataset.num_classes)
+    splits = [len(x) for x in (dataset.x_train, dataset.x_test, dataset.x_val) if x is not None]
+    memory = model_memory_problem(experiment, dataset.input_shape, outputs, splits, device)
+    if memory is not None:  # before the model is built: too large a model fails inside the allocator
+        raise UserError(memory)
+    torch.manual_seed(experiment.seed)  # the initial weights depend on the seed alone
     model = build_model(experiment.model, dataset.input_shape, outputs).to(device)
     return Prepared(experiment, dataset, device, model, torch.get_rng_state())
+
+
+def _shift_problems(experiment: Experiment, dataset: Dataset) -> list[str]:
+    """Shifts move signals and images, by at most their length (more would overflow torch's offsets)."""
+    shift, name = experiment.data.augment.shift, experiment.data.name
+    if shift == 0:
+        return []
+    if dataset.kind == "tabular":
+        return [f"data.augment.shift: shifts signals and images; {name} is a table"]
+    length = max(dataset.input_shape[-2:]) if dataset.kind == "image" else dataset.input_shape[-1]
+    if shift > length:
+        return [f"data.augment.shift: {shift} is more than the length of the inputs of {name} ({length}); "
+                f"allowed: 0 to {length}"]
+    return []
 
 
 def prepare_all(experiments: list[Experiment], source: str | Path) -> list[Prepared]:

@@ -7,6 +7,7 @@ is `dlcli.layout`'s docstring.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -20,7 +21,9 @@ from torch import Tensor
 
 import dlcli
 from dlcli import layout
+from dlcli.components.checkpoints import read_checkpoint, read_rows, save_checkpoint, truncate_csv
 from dlcli.components.early_stopping import EarlyStopper
+from dlcli.components.environment import config_repository, environment
 from dlcli.components.models import parameter_count
 from dlcli.components.prepare import Prepared
 from dlcli.config.flat import config_hash, flat_config, to_yaml
@@ -42,24 +45,57 @@ class ModelState:
 
 
 class RunLog:
-    """One run's files and outcome. Created when the run starts (its folder must exist)."""
+    """One run's files and outcome. Created when the run starts (its folder must exist), or by `resume`
+    to continue a run from its checkpoint."""
 
-    def __init__(self, prepared: Prepared, run_dir: Path):
+    def __init__(self, prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] | None = None):
         self.prepared, self.run_dir = prepared, run_dir
-        experiment = prepared.experiment
-        layout.atomic_write_text(run_dir / layout.CONFIG, to_yaml(experiment))
+        experiment, continued = prepared.experiment, checkpoint is not None
         self._header = _summary_header(prepared, run_dir)
+        if continued:
+            self._header["started"] = _started(run_dir) or self._header["started"]
+            for log, column in ((layout.METRICS, "epoch"), (layout.STEPS, "epoch")):
+                if (run_dir / log).is_file():
+                    truncate_csv(run_dir / log, column, checkpoint["epoch"])
+        else:
+            layout.atomic_write_text(run_dir / layout.CONFIG, to_yaml(experiment))
+        _write_environment(run_dir, experiment, continued)
         layout.atomic_write_json(run_dir / layout.SUMMARY, {**self._header, "status": Status.RUNNING,
                                                             "pid": os.getpid(), "host": socket.gethostname()})
         validation = prepared.dataset.x_val is not None
-        self._metrics = layout.CsvLog(run_dir / layout.METRICS, layout.metric_columns(validation))
-        self._steps = layout.CsvLog(run_dir / layout.STEPS, layout.STEP_COLUMNS) if experiment.train.log_steps else None
+        self._metrics = layout.CsvLog(run_dir / layout.METRICS, layout.metric_columns(validation), continued)
+        self._steps = layout.CsvLog(run_dir / layout.STEPS, layout.STEP_COLUMNS, continued and (
+            run_dir / layout.STEPS).is_file()) if experiment.train.log_steps else None
         self._stopper = EarlyStopper(experiment.regularization.early_stopping)
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[dict[str, Any]] = read_rows(run_dir / layout.METRICS) if continued else []
+        if continued:
+            self._stopper.load(checkpoint["log"]["stopper"], _one_model_state)
         self._last_state: ModelState | None = None
         self.status: Status | None = None  # set when the run ends
         self._message: str | None = None
         self.summary: dict[str, Any] | None = None  # written when the run is finished
+
+    @classmethod
+    def resume(cls, prepared: Prepared, run_dir: Path) -> tuple[RunLog, dict[str, Any]] | None:
+        """Continue a run from its checkpoint: the log, and the checkpoint (its position and what the
+        engine saved under "engine"). None when the checkpoint is missing or unreadable, or the logs do
+        not reach it: the run starts again."""
+        checkpoint = read_checkpoint(run_dir)
+        if checkpoint is None or not (run_dir / layout.METRICS).is_file():
+            return None
+        logged = [row["epoch"] for row in read_rows(run_dir / layout.METRICS)]
+        if logged[: checkpoint["epoch"] + 1] != list(range(checkpoint["epoch"] + 1)):
+            return None
+        return cls(prepared, run_dir, checkpoint), checkpoint
+
+    def checkpoint(self, engine: dict[str, Any], position: dict[str, Any]) -> None:
+        """Write checkpoint.pt: the engine's state for this model, the early stopper, and the position
+        (epoch, step, seconds) it holds."""
+        save_checkpoint(self.run_dir, {**position, "engine": engine, "log": {"stopper": self._stopper.state()}})
+
+    def restore_last_state(self, state: ModelState) -> None:
+        """The weights a resumed run holds before its next epoch (written if it ends right away)."""
+        self._last_state = state
 
     @property
     def experiment(self) -> Experiment:
@@ -110,6 +146,8 @@ class RunLog:
         summary["sparsity"] = sparsity(weights) if weights is not None else None
         layout.atomic_write_json(self.run_dir / layout.SUMMARY, summary)
         self.status, self.summary = summary["status"], summary
+        if self.status in layout.FINISHED:  # a finished run is never continued
+            (self.run_dir / layout.CHECKPOINT).unlink(missing_ok=True)
         return summary
 
     def fail(self, error: BaseException, seconds: float) -> None:
@@ -128,6 +166,33 @@ class RunLog:
         for log in (self._metrics, self._steps):
             if log is not None:
                 log.close()
+
+
+def _write_environment(run_dir: Path, experiment: Experiment, resumed: bool) -> None:
+    """environment.json: what produced the run (collected once per process); a resumed run keeps what
+    started it and adds, under `resumed`, each process that continued it."""
+    current = {**environment(), "config_file": experiment.source,
+               "config_git": config_repository(experiment.source) or None if experiment.source else None}
+    path = run_dir / layout.ENVIRONMENT
+    if resumed:
+        try:
+            started = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            started = {}
+        current = {**started, "resumed": [*started.get("resumed", []), current]} if started else current
+    layout.atomic_write_json(path, current)
+
+
+def _one_model_state(weights: dict[str, Tensor]) -> ModelState:
+    return ModelState({key: value.unsqueeze(0) for key, value in weights.items()}, 0)
+
+
+def _started(run_dir: Path) -> str | None:
+    """When a resumed run first started (its summary says), or None."""
+    try:
+        return layout.read_summary(run_dir).get("started")
+    except (OSError, ValueError):
+        return None
 
 
 def sparsity(state: dict[str, Tensor], threshold: float = 1e-3) -> float:

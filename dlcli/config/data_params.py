@@ -46,7 +46,9 @@ class Mnist1dParams(Section):
 
     num_samples: Annotated[Integer, Field(ge=20, description="samples generated, train + test")] = 5000
     train_split: Annotated[Number, Field(gt=0, lt=1, description="fraction of them used for training")] = 0.8
-    seed: Annotated[Integer, Field(description="the generator's seed; 42 gives the standard MNIST-1D")] = 42
+    seed: Annotated[Integer, Field(
+        ge=0, lt=2**32, description="the generator's seed (NumPy's: 0 ≤ seed < 2**32); 42 gives the standard "
+                                    "MNIST-1D")] = 42
 
 
 Task = Literal["auto", "classification", "regression"]

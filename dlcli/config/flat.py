@@ -32,9 +32,12 @@ def flatten(mapping: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+NOT_HASHED = {"train": {"checkpoint_every"}}  # how a run is kept, not what it computes: a resumed sweep may change it
+
+
 def config_hash(experiment: Experiment) -> str:
     """A content hash of the resolved config: equal hashes mean the same experiment."""
-    blob = json.dumps(experiment.model_dump(mode="json"), sort_keys=True)
+    blob = json.dumps(experiment.model_dump(mode="json", exclude=NOT_HASHED), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

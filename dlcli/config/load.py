@@ -34,8 +34,9 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     raw = read_yaml_mapping(path)
     raw.setdefault("name", _default_name(path))
     raw.pop("sweep", None)
-    return experiment_from_dict(raw, overrides, source=str(path), base_dir=path.parent,
-                                assignments=assignments, assignment_source=assignment_source)
+    experiment = experiment_from_dict(raw, overrides, source=str(path), base_dir=path.parent,
+                                      assignments=assignments, assignment_source=assignment_source)
+    return experiment.read_from(str(path.resolve()))
 
 
 def experiment_from_dict(

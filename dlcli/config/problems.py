@@ -13,6 +13,10 @@ from dlcli.config.data_params import DATA_PARAMS, GENERATED
 from dlcli.config.schema import DataConfig, Experiment
 
 
+BOUNDS = {"greater_than": ("greater than", "gt"), "greater_than_equal": ("greater than or equal to", "ge"),
+          "less_than": ("less than", "lt"), "less_than_equal": ("less than or equal to", "le")}
+
+
 def describe(error: ValidationError, model: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:
     """Turn pydantic errors into (dotted key, message) with friendlier wording."""
     described = []
@@ -27,6 +31,9 @@ def describe(error: ValidationError, model: type[BaseModel], prefix: tuple = ())
             message = f"unknown value {item['input']!r} (allowed: {allowed})"
         elif kind in ("model_type", "dict_type"):
             message = f"expected a mapping of keys, got {item['input']!r}"
+        elif kind in BOUNDS:  # pydantic prints a large integer bound as a float (2**63 as ...776000)
+            phrase, name = BOUNDS[kind]
+            message = f"Input should be {phrase} {item['ctx'][name]}, got {item['input']!r}"
         else:
             message = item["msg"].removeprefix("Value error, ")
             if kind not in ("value_error", "missing") and not isinstance(item["input"], (dict, list)):
@@ -79,7 +86,8 @@ def _section_at(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
 def validate_params(raw: dict[str, Any], base_dir: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate data.params against the chosen data set's schema; resolve and check file paths."""
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    schema = DATA_PARAMS.get(data.get("name", DataConfig.model_fields["name"].default))
+    name = data.get("name", DataConfig.model_fields["name"].default)
+    schema = DATA_PARAMS.get(name) if isinstance(name, str) else None  # a list or mapping: reported elsewhere
     params = data.get("params", {})
     if schema is None or not isinstance(params, dict):
         return {}, []  # the main validation already reports the bad name or type

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainValidator
+from pydantic import Field, PlainValidator, PrivateAttr
 
 from dlcli.config.data_params import DataName
 from dlcli.config.types import Integer, Number, Section
@@ -39,7 +39,17 @@ def _device(value: Any) -> str:
     raise ValueError(f"must be auto, cpu, mps, cuda or cuda:N, got {value!r}")
 
 
+def _checkpoint_every(value: Any) -> int | str:
+    """`auto`, or a whole number of epochs ≥ 0 (0: never)."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ValueError(f"must be auto or a whole number of epochs >= 0 (0: never), got {value!r}")
+
+
+SEED_LIMIT = 2**63  # torch.manual_seed takes a 64-bit seed; stacked models add small offsets to it
+
 BatchSize = Annotated[Any, PlainValidator(_batch_size)]
+CheckpointEvery = Annotated[Any, PlainValidator(_checkpoint_every)]
 Device = Annotated[str, PlainValidator(_device)]
 
 
@@ -67,9 +77,9 @@ class Resample(Section):
 
 class DataConfig(Section):
     name: Annotated[DataName, Field(description="the data set; its own parameters go under `data.params`")] = "mnist1d"
-    seed: Annotated[Integer, Field(ge=0)] | None = Field(
+    seed: Annotated[Integer, Field(ge=0, lt=SEED_LIMIT)] | None = Field(
         None, description="a seed for the data alone (generation, splits, label noise); "
-                          "`null`: the experiment's `seed`")
+                          "`null`: the experiment's `seed`; 0 ≤ seed < 2**63")
     n_train: Annotated[Integer, Field(ge=1)] | None = Field(
         None, description="use only the first n training samples (`null`: all; generated sets draw 1000)")
     n_test: Annotated[Integer, Field(ge=1)] | None = Field(
@@ -196,6 +206,9 @@ class TrainConfig(Section):
     compile: Annotated[bool, Field(
         description="`torch.compile` the model: a fixed start-up cost (tens of seconds) that only long runs of a "
                     "larger model repay, mostly on a GPU")] = False
+    checkpoint_every: Annotated[CheckpointEvery, Field(
+        description="write `checkpoint.pt` every N epochs so that a killed or interrupted run continues where it "
+                    "stopped (0: never); `auto`: as often as keeps checkpointing under 5% of the training time")] = "auto"
 
 
 class Experiment(Section):
@@ -204,7 +217,8 @@ class Experiment(Section):
         description="experiment name: runs go to `<out>/<name>/<run-id>/`; read from a file, it defaults to "
                     "the file's name")] = "experiment"
     seed: Annotated[Integer, Field(
-        ge=0, description="seeds the initial weights, the batch order, dropout, label noise and generated data")] = 0
+        ge=0, lt=SEED_LIMIT, description="seeds the initial weights, the batch order, dropout, label noise and "
+                                         "generated data; 0 ≤ seed < 2**63 (what torch accepts)")] = 0
     device: Annotated[Device, Field(
         description="where to train; `auto`: CUDA if available, else MPS, else the CPU")] = "auto"
     data: Annotated[DataConfig, Field(description="the data set, how much of it, and what is done to it")] = (
@@ -217,3 +231,21 @@ class Experiment(Section):
     regularization: Annotated[RegularizationConfig, Field(
         description="penalties and early stopping")] = RegularizationConfig()
     train: Annotated[TrainConfig, Field(description="how long to train, how, and what to log")] = TrainConfig()
+    _source: str | None = PrivateAttr(default=None)  # the file it was read from: not config, not hashed
+
+    def read_from(self, path: str) -> Experiment:
+        """This experiment, remembering the config file it was read from (for provenance)."""
+        copy = self.model_copy()
+        copy._source = path
+        return copy
+
+    def __eq__(self, other: object) -> bool:
+        """The same config is the same experiment, whichever file it was read from."""
+        if not isinstance(other, Experiment):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    @property
+    def source(self) -> str | None:
+        """The config file this experiment was read from, when it was read from one."""
+        return self._source

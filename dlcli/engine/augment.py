@@ -10,11 +10,18 @@ from torch import Tensor
 from dlcli.config.schema import Augment
 
 
-def make_augment(config: Augment, kind: str, device: torch.device, seed: int) -> Callable[[Tensor], Tensor] | None:
-    """The augmentation of training batches: Gaussian input noise and random shifts, or None."""
+def augment_stream(config: Augment, device: torch.device, seed: int) -> torch.Generator | None:
+    """A model's own random stream for augmenting its batches (None when nothing is augmented)."""
     if config.noise_std == 0 and config.shift == 0:
         return None
-    generator = torch.Generator(device=device).manual_seed(seed + 1)  # its own stream: same init, same order
+    return torch.Generator(device=device).manual_seed(seed + 1)  # its own stream: same init, same order
+
+
+def make_augment(config: Augment, kind: str, generator: torch.Generator | None) -> Callable[[Tensor], Tensor] | None:
+    """The augmentation of training batches, drawing from `generator`: Gaussian input noise and random
+    shifts, or None."""
+    if generator is None:
+        return None
     dims = (-2, -1) if kind == "image" else (-1,)
 
     def augment(batch: Tensor) -> Tensor:

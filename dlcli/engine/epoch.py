@@ -30,9 +30,10 @@ class Member:
 
     experiment: Experiment
     batch_order: torch.Generator  # its own shuffles
-    augment: Callable[[Tensor], Tensor] | None  # its own augmentation stream, or None
+    augment: Callable[[Tensor], Tensor] | None  # its augmentation of training batches, or None
     log: RunLog | None = None  # its files; None when nothing is written (the time estimate)
     lr: float = 0.0  # the lr of its last update, logged with the epoch
+    augment_stream: torch.Generator | None = None  # the random stream `augment` draws from
 
 
 @dataclass

@@ -49,9 +49,12 @@ def stack_problem(experiment: Experiment) -> str | None:
     return None
 
 
-def plan_units(prepared: list[Prepared], vectorize: bool) -> tuple[list[list[int]], list[str]]:
+def plan_units(prepared: list[Prepared], vectorize: bool,
+               start_epochs: list[int | None] | None = None) -> tuple[list[list[int]], list[str]]:
     """The points' indices in training units (a stack, or one point alone), and notes that say once
-    what was stacked and what trains one by one, and why."""
+    what was stacked and what trains one by one, and why. Points resumed from checkpoints stack only
+    with points resumed after the same epoch (`start_epochs`: None for a point that starts afresh)."""
+    starts = start_epochs or [None] * len(prepared)
     if not vectorize:
         return [[index] for index in range(len(prepared))], []
     groups: dict[tuple, list[int]] = {}
@@ -61,7 +64,7 @@ def plan_units(prepared: list[Prepared], vectorize: bool) -> tuple[list[list[int
         if problem:
             alone.setdefault(problem, []).append(index)
         else:
-            groups.setdefault((group_key(point.experiment), shape_of(point.dataset)), []).append(index)
+            groups.setdefault((group_key(point.experiment), shape_of(point.dataset), starts[index]), []).append(index)
     units = [members[start:start + MAX_STACK] for members in groups.values()
              for start in range(0, len(members), MAX_STACK)]
     notes = [f"{_points(len(indices))} train one by one: {problem}" for problem, indices in alone.items()]

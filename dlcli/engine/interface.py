@@ -39,3 +39,10 @@ class Trainable(Protocol):
 
     def keep(self, indices: list[int]) -> None:
         """Go on with these models only (the others have finished)."""
+
+    def state_of(self, m: int) -> dict:
+        """Everything model m needs to continue exactly as if never stopped: weights, optimizer state,
+        its random stream (tensors, numbers, dicts only: a checkpoint loads with weights_only)."""
+
+    def load_states(self, states: list[dict]) -> None:
+        """Continue each model from its `state_of` (all taken after the same epoch)."""

@@ -7,6 +7,7 @@ others go on.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,14 @@ from dlcli.components.prepare import Prepared, prepare
 from dlcli.components.run_log import ModelState, RunLog
 from dlcli.config.flat import config_hash
 from dlcli.config.schema import Experiment
-from dlcli.engine.augment import make_augment
+from dlcli.config.load import load_experiment
+from dlcli.engine.augment import augment_stream, make_augment
 from dlcli.engine.batches import select_data, stack_data
+from dlcli.engine.checkpoint import CheckpointClock, restore
 from dlcli.engine.epoch import EpochUpdates, Member, measure, train_epoch
 from dlcli.engine.grouping import build_models
 from dlcli.engine.interface import Trainable
+from dlcli.errors import UserError
 from dlcli.layout import Status
 
 OnEpoch = Callable[[dict[str, float]], None]  # hears each epoch's metrics row as it is logged
@@ -45,29 +49,87 @@ def train(experiment: Experiment, out_root: str | Path = "results", on_epoch: On
     return train_unit([prepared], [run_dir], on_epoch)[0]
 
 
-def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | None = None) -> list[RunResult]:
-    """Train prepared runs together, each into its run folder (created if missing; it must hold no
-    earlier run). With several, they must stack (same shapes; see dlcli.engine.grouping)."""
+def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | None = None, resume: bool = False,
+               on_note: Callable[[str], None] | None = None) -> list[RunResult]:
+    """Train prepared runs together, each into its run folder (created if missing). With several, they
+    must stack (same shapes; see dlcli.engine.grouping). With `resume`, the runs continue from their
+    checkpoints (taken after the same epoch); a run without a usable one starts again, and `on_note`
+    hears so."""
     for run_dir in run_dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
-    members = [Member(point.experiment, torch.Generator().manual_seed(point.experiment.seed),
-                      make_augment(point.experiment.data.augment, point.dataset.kind, point.device,
-                                   point.experiment.seed), RunLog(point, run_dir))
-               for point, run_dir in zip(unit, run_dirs)]
+    logs, checkpoints = _open_logs(unit, run_dirs, resume, on_note or (lambda text: None))
+    members = []
+    for point, log in zip(unit, logs):
+        seed = point.experiment.seed
+        stream = augment_stream(point.experiment.data.augment, point.device, seed)
+        members.append(Member(point.experiment, torch.Generator().manual_seed(seed),
+                              make_augment(point.experiment.data.augment, point.dataset.kind, stream), log,
+                              augment_stream=stream))
+    models = build_models(unit)
+    if checkpoints:
+        restore(models, members, [checkpoint["engine"] for checkpoint in checkpoints])
+        snapshot = models.snapshot()
+        for m, member in enumerate(members):
+            member.log.restore_last_state(ModelState(snapshot, m))
     data = stack_data([point.dataset for point in unit], unit[0].device)
-    return _epoch_loop(build_models(unit), members, data, on_epoch or (lambda row: None))
+    start = {key: checkpoints[0][key] for key in ("epoch", "step", "seconds")} if checkpoints else None
+    return _epoch_loop(models, members, data, on_epoch or (lambda row: None), start)
 
 
-def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor],
-                on_epoch: OnEpoch) -> list[RunResult]:
-    """Epoch 0 measures the initial models; each later epoch trains, then measures."""
+def resume(run_dir: str | Path, on_epoch: OnEpoch | None = None,
+           on_note: Callable[[str], None] | None = None) -> RunResult:
+    """Continue an interrupted or killed run from its last checkpoint (`dlcli train --resume`)."""
+    run_dir = Path(run_dir)
+    _check_resumable(run_dir)
+    experiment = load_experiment(run_dir / layout.CONFIG)
+    return train_unit([prepare(experiment)], [run_dir], on_epoch, resume=True, on_note=on_note)[0]
+
+
+def _check_resumable(run_dir: Path) -> None:
+    try:
+        summary = layout.read_summary(run_dir)
+    except (OSError, ValueError):
+        raise UserError(f"{run_dir}: not a run directory (no readable {layout.SUMMARY})") from None
+    status = summary.get("status")
+    if status in layout.FINISHED:
+        raise UserError(f"{run_dir}: the run has {status}; there is nothing to resume")
+    if layout.run_is_live(summary):
+        raise UserError(f"{run_dir}: the run is still training (process {summary['pid']}); "
+                        "resume it once it has stopped")
+
+
+def _open_logs(unit: list[Prepared], run_dirs: list[Path], resume: bool,
+               on_note: Callable[[str], None]) -> tuple[list[RunLog], list[dict[str, Any]]]:
+    """Each run's log, continued from its checkpoint when resuming and every run of the unit has one
+    taken after the same epoch; otherwise fresh (the folders emptied first)."""
+    if resume:
+        resumed = [RunLog.resume(point, run_dir) for point, run_dir in zip(unit, run_dirs)]
+        if all(resumed) and len({checkpoint["epoch"] for _, checkpoint in resumed}) == 1:
+            return [log for log, _ in resumed], [checkpoint for _, checkpoint in resumed]
+        for run_dir, found in zip(run_dirs, resumed):
+            if not found:
+                on_note(f"{run_dir}: no usable checkpoint (missing or unreadable): training again from epoch 0")
+        for run_dir in run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True)
+    return [RunLog(point, run_dir) for point, run_dir in zip(unit, run_dirs)], []
+
+
+def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor], on_epoch: OnEpoch,
+                start: dict[str, Any] | None) -> list[RunResult]:
+    """Epoch 0 measures the initial models; each later epoch trains, then measures. A resumed unit
+    starts after its checkpoint's epoch."""
     everyone, lead = list(members), members[0].experiment  # shapes and epochs are the same for every member
     plan = schedules.plan(lead.optim, lead.train.epochs, data["x_train"].shape[1])
-    for member in members:
-        member.lr = schedules.lr_at(member.experiment.optim, plan, 0) if plan.total_steps else member.experiment.optim.lr
-    step, started = 0, time.perf_counter()
+    clock = CheckpointClock(lead.train.checkpoint_every, lead.train.epochs)
+    if start is None:
+        for member in members:
+            member.lr = schedules.lr_at(member.experiment.optim, plan, 0) if plan.total_steps \
+                else member.experiment.optim.lr
+    first, step = (0, 0) if start is None else (start["epoch"] + 1, start["step"])
+    started = time.perf_counter() - (0.0 if start is None else start["seconds"])
     try:
-        for epoch in range(lead.train.epochs + 1):
+        for epoch in range(first, lead.train.epochs + 1):
             updates = None
             if epoch > 0:
                 updates = train_epoch(models, data, members, plan, epoch)
@@ -76,15 +138,11 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
                 for member, lrs in zip(members, updates.lrs):
                     member.lr = lrs[-1]
             _record(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
-            going = [m for m, member in enumerate(members) if not member.log.ended]
-            for member in members:
-                if member.log.ended:
-                    member.log.finish(time.perf_counter() - started)
-            if not going:
+            members, data = _drop_finished(models, members, data, time.perf_counter() - started)
+            if not members:
                 break
-            if len(going) < len(members):
-                members, data = [members[m] for m in going], select_data(data, going)
-                models.keep(going)
+            if clock.due(epoch):
+                clock.write(models, members, {"epoch": epoch, "step": step, "seconds": time.perf_counter() - started})
     except KeyboardInterrupt:
         for member in members:
             member.log.interrupt()
@@ -95,6 +153,19 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
     seconds = time.perf_counter() - started
     summaries = [member.log.finish(seconds) for member in everyone]
     return [RunResult(member.log.run_dir, member.log.status, summary) for member, summary in zip(everyone, summaries)]
+
+
+def _drop_finished(models: Trainable, members: list[Member], data: dict[str, Tensor],
+                   seconds: float) -> tuple[list[Member], dict[str, Tensor]]:
+    """Finish the runs that ended this epoch; the others go on (one filter each: members, data, models)."""
+    going = [m for m, member in enumerate(members) if not member.log.ended]
+    for member in members:
+        if member.log.ended:
+            member.log.finish(seconds)
+    if going and len(going) < len(members):
+        models.keep(going)
+        return [members[m] for m in going], select_data(data, going)
+    return [members[m] for m in going], data
 
 
 def _record(models: Trainable, data: dict[str, Tensor], members: list[Member], position: dict[str, int],

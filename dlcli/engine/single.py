@@ -66,3 +66,22 @@ class SingleModel:
 
     def keep(self, indices: list[int]) -> None:
         """Nothing to drop: when the one model is done, so is the loop."""
+
+    def state_of(self, m: int) -> dict:
+        # nn.Dropout draws from torch's global generators: they are this model's random stream.
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {"model": {key: value.detach().clone() for key, value in self.model.state_dict().items()},
+                "optimizer": _inner(self.optimizer).state_dict(), "rng": torch.get_rng_state(), "cuda_rng": cuda}
+
+    def load_states(self, states: list[dict]) -> None:
+        (state,) = states
+        self.model.load_state_dict(state["model"])
+        _inner(self.optimizer).load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def _inner(optimizer):
+    """The torch optimizer that holds the state (DecoupledDecay wraps one)."""
+    return getattr(optimizer, "optimizer", optimizer)

@@ -126,6 +126,26 @@ class ModelStack:
         """Drop the models that are done (diverged or stopped early); the others go on unchanged."""
         self.state = self.state.select(indices)
 
+    def state_of(self, m: int) -> dict:
+        one = self.state.select([m])
+        return {"params": {name: value.detach()[0].clone() for name, value in one.params.items()},
+                "buffers": {name: value[0].clone() for name, value in one.buffers.items()},
+                "slots": {name: {key: value[0].clone() for key, value in slots.items()}
+                          for name, slots in one.slots.items()},
+                "dropout_stream": one.dropout_streams[0].get_state(), "updates": self.updates}
+
+    def load_states(self, states: list[dict]) -> None:
+        def stacked(read) -> Tensor:
+            return torch.stack([read(state) for state in states]).to(self.device)
+
+        self.state.params = {name: stacked(lambda s: s["params"][name]).requires_grad_() for name in self.state.params}
+        self.state.buffers = {name: stacked(lambda s: s["buffers"][name]) for name in self.state.buffers}
+        self.state.slots = {name: {key: stacked(lambda s: s["slots"][name][key]) for key in slots}
+                            for name, slots in states[0]["slots"].items()}
+        for stream, state in zip(self.state.dropout_streams, states):
+            stream.set_state(state["dropout_stream"])
+        self.updates = states[0]["updates"]
+
     # ---- internals ----
 
     def _forward(self, inputs: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ class Task:
     index: int
     prepared: Prepared
     run_dir: Path
+    resume: bool = False  # continue from the run folder's checkpoint
 
 
 Results = list[tuple[int, dict[str, Any]]]  # (point index, summary)
@@ -49,45 +50,49 @@ def check_backend(name: str) -> None:
             raise UserError("--backend ray needs Ray: pip install 'dlcli[ray]'") from None
 
 
-def choose_backend(name: str, workers: int, address: str | None, gpus_per_run: float | None) -> Backend:
+def choose_backend(name: str, workers: int, address: str | None, gpus_per_run: float | None,
+                   on_note: Callable[[str], None] | None = None) -> Backend:
     check_backend(name)
     if name == "ray":
         return lambda units: _ray(units, address, gpus_per_run)
     if workers > 1:
         return lambda units: _processes(units, workers)
-    return _in_process
+    return lambda units: _in_process(units, on_note)
 
 
-def train_safely(unit: list[Prepared], run_dirs: list[Path]) -> list[dict[str, Any]]:
-    """Train a unit into its run folders (replacing broken earlier attempts); a failure is recorded in
-    runs.csv and the sweep goes on."""
-    for run_dir in run_dirs:
-        shutil.rmtree(run_dir, ignore_errors=True)
+def train_safely(unit: list[Prepared], run_dirs: list[Path], resume: bool = False,
+                 on_note: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Train a unit into its run folders, continuing from their checkpoints with `resume`, else
+    replacing broken earlier attempts; a failure is recorded in runs.csv and the sweep goes on."""
+    if not resume:
+        for run_dir in run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
     try:
-        return [result.summary for result in train_unit(unit, run_dirs)]
+        return [result.summary for result in train_unit(unit, run_dirs, resume=resume, on_note=on_note)]
     except Exception as error:
         failed = {"status": Status.FAILED, "message": f"{type(error).__name__}: {error}"}
         return [layout.finished_summary(run_dir) or failed for run_dir in run_dirs]
 
 
-def prepare_and_train(experiments: list[Experiment], run_dirs: list[str]) -> list[dict[str, Any]]:
+def prepare_and_train(experiments: list[Experiment], run_dirs: list[str], resume: bool) -> list[dict[str, Any]]:
     """In a worker: prepare the points of a unit, then train them."""
     try:
         unit = prepare_all(experiments, "worker")
     except UserError as error:
         return [{"status": Status.FAILED, "message": "; ".join(error.problems)} for _ in experiments]
-    return train_safely(unit, [Path(run_dir) for run_dir in run_dirs])
+    return train_safely(unit, [Path(run_dir) for run_dir in run_dirs], resume)
 
 
-def _in_process(units: list[list[Task]]) -> Iterator[Results]:
+def _in_process(units: list[list[Task]], on_note: Callable[[str], None] | None) -> Iterator[Results]:
     while units:
         unit = units.pop(0)  # the caller's list: a unit's prepared data are freed once it has trained
-        summaries = train_safely([task.prepared for task in unit], [task.run_dir for task in unit])
+        summaries = train_safely([task.prepared for task in unit], [task.run_dir for task in unit], unit[0].resume,
+                                 on_note)
         yield [(task.index, summary) for task, summary in zip(unit, summaries)]
 
 
-def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str]]:
-    return [task.prepared.experiment for task in unit], [str(task.run_dir) for task in unit]
+def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str], bool]:
+    return [task.prepared.experiment for task in unit], [str(task.run_dir) for task in unit], unit[0].resume
 
 
 def _processes(units: list[list[Task]], workers: int) -> Iterator[Results]:
@@ -115,7 +120,8 @@ def _ray(units: list[list[Task]], address: str | None, gpus_per_run: float | Non
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run or 0)(_train_packed)
-    futures = {remote.remote(_payload(unit)[0], [task.run_dir.name for task in unit]): unit for unit in units}
+    futures = {remote.remote(_payload(unit)[0], [task.run_dir.name for task in unit]): unit
+               for unit in units}  # a Ray task starts afresh: the run folders are not on its machine
     while futures:
         done, _ = ray.wait(list(futures), num_returns=1)
         unit = futures.pop(done[0])
@@ -130,7 +136,7 @@ def _train_packed(experiments: list[Experiment], run_ids: list[str]) -> list[dic
     """On a Ray worker (maybe another machine): train into a temporary folder, return the files."""
     with tempfile.TemporaryDirectory() as scratch:
         run_dirs = [Path(scratch) / run_id for run_id in run_ids]
-        summaries = prepare_and_train(experiments, [str(run_dir) for run_dir in run_dirs])
+        summaries = prepare_and_train(experiments, [str(run_dir) for run_dir in run_dirs], False)
         return [{"summary": summary, "files": _files(run_dir)} for summary, run_dir in zip(summaries, run_dirs)]
 
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import yaml
 
 from dlcli import layout
+from dlcli.components.checkpoints import checkpoint_epoch
 from dlcli.components.prepare import prepare_all
 from dlcli.config.flat import config_hash
 from dlcli.config.schema import Experiment
@@ -57,12 +58,15 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     sweep_dir = sweep_dir_of(sweep, Path(out_root))
     run_ids = [config_hash(experiment) for experiment in sweep.experiments]
     _check_distinct(run_ids, sweep.points)
-    execute = choose_backend(backend, workers, address, gpus_per_run)
+    execute = choose_backend(backend, workers, address, gpus_per_run, on_note)
     rows = [_row(run_id, point, experiment, layout.finished_summary(sweep_dir / run_id))
             for run_id, point, experiment in zip(run_ids, sweep.points, sweep.experiments)]
     pending = [i for i, row in enumerate(rows) if row["status"] not in FINISHED]
     prepared = prepare_all([sweep.experiments[i] for i in pending], sweep.config_path)  # before any file
-    units, notes = plan_units(prepared, vectorize)
+    starts = [None if backend == "ray" else checkpoint_epoch(sweep_dir / run_ids[i]) for i in pending]
+    units, notes = plan_units(prepared, vectorize, starts)
+    resumed = sum(start is not None for start in starts)
+    notes += [f"{resumed} point{'s' if resumed != 1 else ''} continue from their checkpoints"] if resumed else []
     sweep_dir.mkdir(parents=True, exist_ok=True)
     layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, _spec_yaml(sweep))
     (on_skipped or (lambda count: None))(len(rows) - len(pending))
@@ -71,7 +75,8 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
         (on_note or (lambda text: None))(note)
     if workers > 1 or backend == "ray":  # largest first: the last unit to start is a small one
         units.sort(key=lambda unit: -unit_cost([prepared[i].experiment for i in unit]))
-    tasks = [[Task(pending[i], prepared[i], sweep_dir / run_ids[pending[i]]) for i in unit] for unit in units]
+    tasks = [[Task(pending[i], prepared[i], sweep_dir / run_ids[pending[i]], starts[i] is not None) for i in unit]
+             for unit in units]
     for results in execute(tasks):
         for index, summary in results:
             rows[index] = _row(run_ids[index], sweep.points[index], sweep.experiments[index], summary)

@@ -21,7 +21,7 @@ from dlcli.config.load import experiment_from_dict
 from dlcli.components.data import hold_out, load_dataset
 from dlcli.errors import UserError
 from dlcli.analysis.evaluate import evaluate_run
-from dlcli.engine.augment import make_augment, shift
+from dlcli.engine.augment import augment_stream, make_augment, shift
 from dlcli.components.models import build_model
 from dlcli.layout import read_metrics, read_summary
 from dlcli.engine.loop import train
@@ -499,13 +499,15 @@ def test_pad_shift_fills_what_enters_with_zeros():
 def test_augmented_images_are_rolled_on_both_axes_and_sequences_on_their_axis():
     config = experiment_from_dict(tiny_config(data={"name": "digits", "augment": {"shift": 1}})).data.augment
     images = torch.randn(80, 8, 8, generator=torch.Generator().manual_seed(7))
-    augment = make_augment(config, "image", torch.device("cpu"), seed=0)
+    augment = make_augment(config, "image", augment_stream(config, torch.device("cpu"), seed=0))
     offsets = _roll_offsets(images, augment(images.clone()), 1, (0, 1))
     assert {o[0] for o in offsets} == {-1, 0, 1} and {o[1] for o in offsets} == {-1, 0, 1}
     signals = torch.randn(80, 40, generator=torch.Generator().manual_seed(8))
-    augment = make_augment(config, "sequence", torch.device("cpu"), seed=0)
+    augment = make_augment(config, "sequence", augment_stream(config, torch.device("cpu"), seed=0))
     assert {o for (o,) in _roll_offsets(signals, augment(signals.clone()), 1, (-1,))} == {-1, 0, 1}
-    assert make_augment(config.model_copy(update={"shift": 0}), "image", torch.device("cpu"), 0) is None
+    unaugmented = config.model_copy(update={"shift": 0})
+    assert augment_stream(unaugmented, torch.device("cpu"), 0) is None
+    assert make_augment(unaugmented, "image", augment_stream(unaugmented, torch.device("cpu"), 0)) is None
 
 
 def test_shift_on_a_tabular_data_set_is_a_user_error(write_config, tmp_path):

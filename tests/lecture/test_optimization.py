@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from conftest import CONFIGS, text, tiny_config
 from dlcli.cli import app
-from dlcli.analysis.compare import load_runs, read_curves, update_noise
+from dlcli.analysis.compare import load_runs, read_curves
+from dlcli.analysis.curves import update_noise
 from dlcli.config.load import experiment_from_dict, load_experiment
 from dlcli.errors import UserError
 from dlcli.analysis.lr_find import SMOOTHING
