@@ -47,14 +47,13 @@ def train(
         sys.stdout.write(to_yaml(experiment))  # verbatim: YAML must not be wrapped or styled
         return
     check_output_root(out)
-    from dlcli.components.memory import memory_check_skipped
     from dlcli.engine.loop import train as train_experiment
     from dlcli.report.console import epoch_progress
 
     with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, \
-            removed_if_unwritable(out, experiment.name), memory_check_skipped(force):
+            removed_if_unwritable(out, experiment.name):
         try:
-            result = train_experiment(experiment, out, on_epoch)
+            result = train_experiment(experiment, out, on_epoch, force)
         except UserError as error:  # the data or the model do not fit the config
             raise UserError([f"{config}: {problem}" for problem in error.problems]) from None
     _report(result)

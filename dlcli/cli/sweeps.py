@@ -38,7 +38,6 @@ def sweep(
 
     Example: dlcli sweep configs/batch_lr_grid.yaml --grid optim.lr=log(0.01,1,5) --seeds 3 --workers 2
     """
-    from dlcli.components.memory import memory_check_skipped
     from dlcli.config.sweep import load_sweep
     from dlcli.layout import check_output_root
     from dlcli.report.console import print_note
@@ -50,15 +49,13 @@ def sweep(
     check_backend(backend)
     check_output_root(out)
     if dry_run:
-        with memory_check_skipped(force):
-            print_dry_run(spec, estimate_sweep(spec, vectorize))
+        print_dry_run(spec, estimate_sweep(spec, vectorize, force))
         return
-    with sweep_progress(len(spec.points)) as progress, removed_if_unwritable(out, spec.experiments[0].name), \
-            memory_check_skipped(force):
+    with sweep_progress(len(spec.points)) as progress, removed_if_unwritable(out, spec.experiments[0].name):
         try:
             result = run_sweep(spec, out, workers, backend, address, gpus_per_run,
                                on_result=progress.finished, on_skipped=progress.skipped, vectorize=vectorize,
-                               on_note=print_note)
+                               on_note=print_note, force=force)
         except KeyboardInterrupt:
             result = None
     if result is None:

@@ -14,12 +14,13 @@ from dlcli.config.schema import DataConfig
 from dlcli.errors import UserError
 
 
-def load_dataset(config: DataConfig, seed: int) -> Dataset:
+def load_dataset(config: DataConfig, seed: int, force: bool = False) -> Dataset:
     """Build the configured data set: load or generate, resample, cut to size, add label noise, sort,
-    standardize. `data.seed`, when set, replaces the experiment's seed for all of it."""
+    standardize. `data.seed`, when set, replaces the experiment's seed for all of it. `force`: generate
+    it even when it looks too large for the free memory."""
     data_seed = seed if config.seed is None else config.seed
     rng = np.random.default_rng(data_seed)
-    dataset = _checked(config, rng)
+    dataset = _checked(config, rng, force)
     if config.resample.method != "none":
         dataset = _resample(dataset, config, data_seed)
         rng = np.random.default_rng([data_seed, 4, config.resample.index])  # fresh label noise per draw
@@ -35,12 +36,12 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
     return dataset
 
 
-def _checked(config: DataConfig, rng: np.random.Generator) -> Dataset:
+def _checked(config: DataConfig, rng: np.random.Generator, force: bool = False) -> Dataset:
     """The registry's data set, its size checked against the memory before it is generated, and its
     shapes, sizes and values after (files are checked as they are read, in `datasets`)."""
     numbers = _generated_numbers(config)
     if numbers is not None:
-        raise_problems([data_memory_problem(config.name, numbers)])
+        raise_problems([None if force else data_memory_problem(config.name, numbers)])
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 are reported just below
         dataset = DATASETS[config.name](config, rng)
     where = f"data.params.path: {config.params['path']}" if "path" in config.params else "data.params"

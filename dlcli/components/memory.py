@@ -4,15 +4,13 @@ anything is allocated.
 A model too large for memory used to fail deep inside the allocator with a traceback, after its run
 folder was made; generating a data set too large for memory did the same. `model_memory_problem` and
 `data_memory_problem` estimate what is needed and compare it with what the device has free, so that
-`prepare` can refuse the run in one line. `--force` (`memory_check_skipped`) tries anyway.
+`prepare` can refuse the run in one line. `--force` (`force=True`) skips both and tries anyway.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -22,28 +20,7 @@ from dlcli.config.schema import Experiment
 
 BYTES_PER_NUMBER = 4  # float32
 EVAL_CHUNK = 8192  # samples per forward pass when a split is measured: dlcli.engine.interface.EVAL_BATCH
-FORCE_VARIABLE = "DLCLI_FORCE"  # set by --force; worker processes started meanwhile inherit it
 SIZE_KEYS = {"mlp": "model.hidden", "cnn": "model.hidden", "random_features": "model.features"}
-
-
-@contextlib.contextmanager
-def memory_check_skipped(skip: bool = True) -> Iterator[None]:
-    """While this lasts (`--force`), runs are prepared without the memory checks, here and in the
-    worker processes started meanwhile (they inherit the environment)."""
-    before = os.environ.get(FORCE_VARIABLE)
-    if skip:
-        os.environ[FORCE_VARIABLE] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(FORCE_VARIABLE, None)
-        else:
-            os.environ[FORCE_VARIABLE] = before
-
-
-def memory_checked() -> bool:
-    return os.environ.get(FORCE_VARIABLE, "") in ("", "0")
 
 
 def parameter_copies(experiment: Experiment) -> int:
@@ -73,9 +50,7 @@ def training_numbers(experiment: Experiment, input_shape: tuple[int, ...], outpu
 def model_memory_problem(experiment: Experiment, input_shape: tuple[int, ...], outputs: int,
                          split_sizes: list[int], device: torch.device) -> str | None:
     """A one-line problem when training this model would not fit in the device's free memory, else
-    None (also when the free memory cannot be read, or the check is skipped)."""
-    if not memory_checked():
-        return None
+    None (also when the free memory cannot be read)."""
     parameters, numbers = training_numbers(experiment, input_shape, outputs, split_sizes)
     needed, available = numbers * BYTES_PER_NUMBER, available_bytes(device)
     if available is None or needed <= available:
@@ -91,7 +66,7 @@ def data_memory_problem(name: str, numbers: int) -> str | None:
     """A one-line problem when generating a data set that draws this many numbers (float64 while drawn,
     float32 kept) would not fit in the free memory, else None."""
     needed = numbers * 12
-    available = available_bytes(torch.device("cpu")) if memory_checked() else None
+    available = available_bytes(torch.device("cpu"))
     if available is None or needed <= available:
         return None
     return (f"data: generating {name} as configured (data.n_train, data.n_test, data.params) needs about "

@@ -46,16 +46,17 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def run_data(experiment: Experiment) -> Dataset:
+def run_data(experiment: Experiment, force: bool = False) -> Dataset:
     """The data set a run trains on: the configured one, with its validation set held out."""
-    return hold_out(load_dataset(experiment.data, experiment.seed), experiment.train.val_fraction, experiment.seed)
+    dataset = load_dataset(experiment.data, experiment.seed, force)
+    return hold_out(dataset, experiment.train.val_fraction, experiment.seed)
 
 
-def prepare(experiment: Experiment, dataset: Dataset | None = None) -> Prepared:
+def prepare(experiment: Experiment, dataset: Dataset | None = None, force: bool = False) -> Prepared:
     """Load the data (unless given) and build the model, raising `UserError` for anything that does
-    not fit."""
+    not fit; `force`: even when the data or the model look too large for the device's free memory."""
     device = resolve_device(experiment.device)
-    dataset = run_data(experiment) if dataset is None else dataset
+    dataset = run_data(experiment, force) if dataset is None else dataset
     problems = losses.loss_problems(experiment.loss, dataset.task, dataset.num_classes, experiment.data.name)
     if experiment.train.precision == "bf16" and device.type != "cuda":
         problems.append(f"train.precision: bf16 autocast needs a CUDA device, and this run is on {device.type} "
@@ -67,7 +68,7 @@ def prepare(experiment: Experiment, dataset: Dataset | None = None) -> Prepared:
         raise UserError(problems)
     outputs = losses.output_width(experiment.loss, dataset.task, dataset.num_classes)
     splits = [len(x) for x in (dataset.x_train, dataset.x_test, dataset.x_val) if x is not None]
-    memory = model_memory_problem(experiment, dataset.input_shape, outputs, splits, device)
+    memory = None if force else model_memory_problem(experiment, dataset.input_shape, outputs, splits, device)
     if memory is not None:  # before the model is built: too large a model fails inside the allocator
         raise UserError(memory)
     torch.manual_seed(experiment.seed)  # the initial weights depend on the seed alone
@@ -89,7 +90,7 @@ def _shift_problems(experiment: Experiment, dataset: Dataset) -> list[str]:
     return []
 
 
-def prepare_all(experiments: list[Experiment], source: str | Path) -> list[Prepared]:
+def prepare_all(experiments: list[Experiment], source: str | Path, force: bool = False) -> list[Prepared]:
     """Prepare many runs (a sweep's points), reporting every problem of every one together, each line
     prefixed with `source` and the points it concerns. Points with the same data config share one
     load of the data and its arrays."""
@@ -99,7 +100,7 @@ def prepare_all(experiments: list[Experiment], source: str | Path) -> list[Prepa
     for index, experiment in enumerate(experiments):
         try:
             dataset = datasets.get(_data_identity(experiment))
-            prepared.append(prepare(experiment, dataset))
+            prepared.append(prepare(experiment, dataset, force))
             datasets.setdefault(_data_identity(experiment), prepared[-1].dataset)
         except UserError as error:
             for problem in error.problems:

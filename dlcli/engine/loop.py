@@ -42,9 +42,11 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def train(experiment: Experiment, out_root: str | Path = "results", on_epoch: OnEpoch | None = None) -> RunResult:
-    """Train one experiment into a new run directory under <out_root>/<name>/."""
-    prepared = prepare(experiment)
+def train(experiment: Experiment, out_root: str | Path = "results", on_epoch: OnEpoch | None = None,
+          force: bool = False) -> RunResult:
+    """Train one experiment into a new run directory under <out_root>/<name>/; `force`: even when the
+    data or the model look too large for the device's free memory."""
+    prepared = prepare(experiment, force=force)
     run_dir = layout.new_run_dir(Path(out_root), experiment.name, config_hash(experiment))
     return train_unit([prepared], [run_dir], on_epoch)[0]
 

@@ -33,6 +33,7 @@ class Task:
     prepared: Prepared
     run_dir: Path
     resume: bool = False  # continue from the run folder's checkpoint
+    force: bool = False  # prepared even if it looks too large for the free memory (in a worker too)
 
 
 Results = list[tuple[int, dict[str, Any]]]  # (point index, summary)
@@ -74,10 +75,11 @@ def train_safely(unit: list[Prepared], run_dirs: list[Path], resume: bool = Fals
         return [layout.finished_summary(run_dir) or failed for run_dir in run_dirs]
 
 
-def prepare_and_train(experiments: list[Experiment], run_dirs: list[str], resume: bool) -> list[dict[str, Any]]:
+def prepare_and_train(experiments: list[Experiment], run_dirs: list[str], resume: bool,
+                      force: bool) -> list[dict[str, Any]]:
     """In a worker: prepare the points of a unit, then train them."""
     try:
-        unit = prepare_all(experiments, "worker")
+        unit = prepare_all(experiments, "worker", force)
     except UserError as error:
         return [{"status": Status.FAILED, "message": "; ".join(error.problems)} for _ in experiments]
     return train_safely(unit, [Path(run_dir) for run_dir in run_dirs], resume)
@@ -91,8 +93,9 @@ def _in_process(units: list[list[Task]], on_note: Callable[[str], None] | None) 
         yield [(task.index, summary) for task, summary in zip(unit, summaries)]
 
 
-def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str], bool]:
-    return [task.prepared.experiment for task in unit], [str(task.run_dir) for task in unit], unit[0].resume
+def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str], bool, bool]:
+    return ([task.prepared.experiment for task in unit], [str(task.run_dir) for task in unit], unit[0].resume,
+            unit[0].force)
 
 
 def _processes(units: list[list[Task]], workers: int) -> Iterator[Results]:
@@ -120,7 +123,7 @@ def _ray(units: list[list[Task]], address: str | None, gpus_per_run: float | Non
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run or 0)(_train_packed)
-    futures = {remote.remote(_payload(unit)[0], [task.run_dir.name for task in unit]): unit
+    futures = {remote.remote(_payload(unit)[0], [task.run_dir.name for task in unit], unit[0].force): unit
                for unit in units}  # a Ray task starts afresh: the run folders are not on its machine
     while futures:
         done, _ = ray.wait(list(futures), num_returns=1)
@@ -132,11 +135,11 @@ def _ray(units: list[list[Task]], address: str | None, gpus_per_run: float | Non
         yield results
 
 
-def _train_packed(experiments: list[Experiment], run_ids: list[str]) -> list[dict[str, Any]]:
+def _train_packed(experiments: list[Experiment], run_ids: list[str], force: bool) -> list[dict[str, Any]]:
     """On a Ray worker (maybe another machine): train into a temporary folder, return the files."""
     with tempfile.TemporaryDirectory() as scratch:
         run_dirs = [Path(scratch) / run_id for run_id in run_ids]
-        summaries = prepare_and_train(experiments, [str(run_dir) for run_dir in run_dirs], False)
+        summaries = prepare_and_train(experiments, [str(run_dir) for run_dir in run_dirs], False, force)
         return [{"summary": summary, "files": _files(run_dir)} for summary, run_dir in zip(summaries, run_dirs)]
 
 

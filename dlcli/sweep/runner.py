@@ -48,12 +48,13 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
               address: str | None = None, gpus_per_run: float | None = None,
               on_result: Callable[[dict[str, Any]], None] | None = None,
               on_skipped: Callable[[int], None] | None = None, vectorize: bool = True,
-              on_note: Callable[[str], None] | None = None) -> SweepResult:
+              on_note: Callable[[str], None] | None = None, force: bool = False) -> SweepResult:
     """Run every point not already finished on disk; returns one row per point.
 
     With `vectorize`, points that differ only in per-model values train together as one stacked
     model. `on_skipped` hears how many points an earlier invocation finished, `on_note` what was
-    stacked and what trains one by one; `on_result` gets each new row.
+    stacked and what trains one by one; `on_result` gets each new row. `force`: train points whose
+    data or model look too large for the device's free memory.
     """
     sweep_dir = sweep_dir_of(sweep, Path(out_root))
     run_ids = [config_hash(experiment) for experiment in sweep.experiments]
@@ -62,7 +63,7 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     rows = [_row(run_id, point, experiment, layout.finished_summary(sweep_dir / run_id))
             for run_id, point, experiment in zip(run_ids, sweep.points, sweep.experiments)]
     pending = [i for i, row in enumerate(rows) if row["status"] not in FINISHED]
-    prepared = prepare_all([sweep.experiments[i] for i in pending], sweep.config_path)  # before any file
+    prepared = prepare_all([sweep.experiments[i] for i in pending], sweep.config_path, force)  # before any file
     starts = [None if backend == "ray" else checkpoint_epoch(sweep_dir / run_ids[i]) for i in pending]
     units, notes = plan_units(prepared, vectorize, starts)
     resumed = sum(start is not None for start in starts)
@@ -75,8 +76,8 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
         (on_note or (lambda text: None))(note)
     if workers > 1 or backend == "ray":  # largest first: the last unit to start is a small one
         units.sort(key=lambda unit: -unit_cost([prepared[i].experiment for i in unit]))
-    tasks = [[Task(pending[i], prepared[i], sweep_dir / run_ids[pending[i]], starts[i] is not None) for i in unit]
-             for unit in units]
+    tasks = [[Task(pending[i], prepared[i], sweep_dir / run_ids[pending[i]], starts[i] is not None, force)
+              for i in unit] for unit in units]
     for results in execute(tasks):
         for index, summary in results:
             rows[index] = _row(run_ids[index], sweep.points[index], sweep.experiments[index], summary)
@@ -88,10 +89,10 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     return SweepResult(sweep_dir, rows, len(rows) - len(pending))
 
 
-def estimate_sweep(sweep: Sweep, vectorize: bool = True) -> float:
+def estimate_sweep(sweep: Sweep, vectorize: bool = True, force: bool = False) -> float:
     """Check every point (nothing is written) and estimate the sweep's time with one worker: a few
     updates of each training unit of a distinct shape, extrapolated."""
-    prepared = prepare_all(sweep.experiments, sweep.config_path)
+    prepared = prepare_all(sweep.experiments, sweep.config_path, force)
     seconds, probed = 0.0, {}
     for unit in plan_units(prepared, vectorize)[0]:
         # Time depends on shapes and counts, not on values like lr or seed.

@@ -3,17 +3,17 @@ built (dlcli.components.memory)."""
 from __future__ import annotations
 
 import itertools
-import os
 
 import pytest
 import torch
 
 from conftest import tiny_config
-from dlcli.components.memory import (EVAL_CHUNK, FORCE_VARIABLE, available_bytes, memory_check_skipped,
+from dlcli.components.memory import (EVAL_CHUNK, available_bytes,
                                      model_memory_problem, parameter_copies, training_numbers)
 from dlcli.components.models import buffer_count_of, build_model, parameter_count, parameter_count_of
 from dlcli.config.load import experiment_from_dict
 from dlcli.config.schema import ModelConfig
+from dlcli.errors import UserError
 from dlcli.engine.interface import EVAL_BATCH
 
 SHAPES = [(7,), (5, 6), (2, 3, 4), (40,)]  # a table, an image, a 3-D array, a signal
@@ -55,17 +55,17 @@ def test_a_model_is_refused_only_when_it_does_not_fit():
     huge = experiment(model={"name": "mlp", "hidden": [10**9]})
     problem = model_memory_problem(huge, (2,), 2, [100, 100], cpu)
     assert problem is not None and problem.startswith("model.hidden: ") and "--force" in problem
-    with memory_check_skipped():
-        assert model_memory_problem(huge, (2,), 2, [100, 100], cpu) is None
 
 
-def test_memory_check_skipped_sets_the_environment_for_workers_and_restores_it():
-    assert FORCE_VARIABLE not in os.environ
-    with memory_check_skipped():
-        assert os.environ[FORCE_VARIABLE] == "1"
-    with memory_check_skipped(False):
-        assert FORCE_VARIABLE not in os.environ
-    assert FORCE_VARIABLE not in os.environ
+def test_force_prepares_what_the_check_refuses(monkeypatch):
+    import dlcli.components.memory as memory
+    from dlcli.components.prepare import prepare
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)  # a machine with 1000 bytes free
+    with pytest.raises(UserError) as refused:
+        prepare(experiment())
+    assert "--force" in refused.value.problems[0]
+    assert prepare(experiment(), force=True).model is not None
 
 
 def test_available_memory_is_read_here():
