@@ -24,7 +24,7 @@ _API = {
     "evaluate_run": "dlcli.analysis.evaluate",  # a run folder -> evaluation.json's content (`dlcli evaluate`)
     "lr_find": "dlcli.analysis.lr_find",  # Experiment -> LrFindResult (`dlcli lr-find`)
     "load_runs": "dlcli.analysis.compare",  # run folders -> a DataFrame, one row per run (`dlcli compare`)
-    "tag_runs": "dlcli.analysis.tags",  # tags and a note in each run's tags.json (`dlcli tag`)
+    "tag_runs": "dlcli.components.tags",  # tags and a note in each run's tags.json (`dlcli tag`)
     "read_metrics": "dlcli.layout",
     "read_summary": "dlcli.layout",
     "Status": "dlcli.layout",

@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from dlcli import layout
-from dlcli.analysis.tags import TAG_PREFIX, read_tags
+from dlcli.components.tags import TAG_PREFIX, read_tags
 from dlcli.config.flat import flatten
 from dlcli.errors import UserError
 from dlcli.layout import SUCCEEDED

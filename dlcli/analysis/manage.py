@@ -2,7 +2,7 @@
 runs differ (`dlcli diff`), and removing the ones that did not finish (`dlcli clean`, which puts
 their points of a sweep back to `pending` in runs.csv so that the sweep trains them again).
 
-Tags (`dlcli tag`) are in `dlcli.analysis.tags`. Nothing here imports torch.
+Tags (`dlcli tag`) are in `dlcli.components.tags`. Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pandas as pd
 
 from dlcli import layout
 from dlcli.analysis.compare import find_runs, load_runs, run_config, where
-from dlcli.analysis.tags import check_run_dirs, read_tags
+from dlcli.components.tags import check_run_dirs, read_tags
 from dlcli.config.flat import flatten
 from dlcli.errors import UserError
 from dlcli.layout import Status

@@ -30,6 +30,7 @@ WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EA
 EXIT_RUN_FAILED = 1  # diverged
 EXIT_INTERRUPTED = 130  # as a shell reports Ctrl-C
 
+TAG_HELP = "Tag the run(s) KEY=VALUE in tags.json (repeatable; not config: the run id stays): --tag baseline=true"
 SET_HELP = "Override a config key, KEY=VALUE with a YAML value (repeatable): --set optim.lr=0.05"
 
 

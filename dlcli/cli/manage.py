@@ -71,7 +71,7 @@ def tag(
 
     Example: dlcli tag results/quickstart/20261127-103811-9e3eb8 baseline=true --note "before the lr change"
     """
-    from dlcli.analysis.tags import tag_runs
+    from dlcli.components.tags import tag_runs
     from dlcli.report.manage import print_tagged
 
     assignments = [item for item in runs_and_tags if "=" in item]

@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, removed_if_unwritable,
-                           user_errors_exit_2)
+from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, TAG_HELP, app, check_plot_path,
+                           removed_if_unwritable, user_errors_exit_2)
 from dlcli.errors import UserError
 from dlcli.layout import Status
 
@@ -25,22 +25,25 @@ def train(
                                "the device's free memory."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted or killed run from its "
                                           "last checkpoint: RUN_DIR (no CONFIG).", show_default=False),
+    tag: Optional[List[str]] = typer.Option(None, "--tag", help=TAG_HELP, show_default=False),
 ) -> None:
     """Train one model and log train and test loss and error per epoch; or continue one with --resume.
 
     Example: dlcli train configs/quickstart.yaml --set optim.lr=0.05 --set model.hidden=[64,64]
     """
     if resume is not None:
-        if config is not None or set_ or device is not None or print_config:
+        if config is not None or set_ or device is not None or print_config or tag:
             raise UserError("--resume RUN_DIR continues a run as it was configured: give no CONFIG, --set, "
-                            "--device or --print-config with it")
+                            "--device, --tag or --print-config with it")
         return _resume(resume)
     if config is None:
         raise UserError("CONFIG: missing: give the experiment's YAML file (or --resume RUN_DIR)")
+    from dlcli.components.tags import parse_assignments
     from dlcli.config.flat import to_yaml
     from dlcli.config.load import load_experiment
     from dlcli.layout import check_output_root
 
+    tags = parse_assignments(tag or [], "--tag")
     experiment = load_experiment(config, list(set_ or []), {"device": device} if device is not None else None,
                                  "--device")
     if print_config:
@@ -53,7 +56,7 @@ def train(
     with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, \
             removed_if_unwritable(out, experiment.name):
         try:
-            result = train_experiment(experiment, out, on_epoch, force)
+            result = train_experiment(experiment, out, on_epoch, force, tags)
         except UserError as error:  # the data or the model do not fit the config
             raise UserError([f"{config}: {problem}" for problem in error.problems]) from None
     _report(result)

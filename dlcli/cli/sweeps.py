@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import EXIT_RUN_FAILED, SET_HELP, app, exit_interrupted, removed_if_unwritable, user_errors_exit_2
+from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, TAG_HELP, app, exit_interrupted, removed_if_unwritable,
+                           user_errors_exit_2)
 
 
 @app.command()
@@ -33,11 +34,13 @@ def sweep(
     vectorize: bool = typer.Option(True, "--vectorize/--no-vectorize", help="Train points that differ only in "
                                    "seed, lr, momentum, decay, L1/L2, dropout rate or data draw together as "
                                    "one stacked model (same numbers, same files, much faster for small models)."),
+    tag: Optional[List[str]] = typer.Option(None, "--tag", help=TAG_HELP, show_default=False),
 ) -> None:
     """Train every point of a grid; resumable: run it again to finish what is missing.
 
     Example: dlcli sweep configs/batch_lr_grid.yaml --grid optim.lr=log(0.01,1,5) --seeds 3 --workers 2
     """
+    from dlcli.components.tags import parse_assignments
     from dlcli.config.sweep import load_sweep
     from dlcli.layout import check_output_root
     from dlcli.report.console import print_note
@@ -45,6 +48,7 @@ def sweep(
     from dlcli.sweep.backends import check_backend
     from dlcli.sweep.runner import estimate_sweep, run_sweep
 
+    tags = parse_assignments(tag or [], "--tag")
     spec = load_sweep(config, list(grid or []), list(zip_ or []), seeds, list(set_ or []))
     check_backend(backend)
     check_output_root(out)
@@ -55,7 +59,7 @@ def sweep(
         try:
             result = run_sweep(spec, out, workers, backend, address, gpus_per_run,
                                on_result=progress.finished, on_skipped=progress.skipped, vectorize=vectorize,
-                               on_note=print_note, force=force)
+                               on_note=print_note, force=force, tags=tags)
         except KeyboardInterrupt:
             result = None
     if result is None:

@@ -20,6 +20,7 @@ from dlcli import layout
 from dlcli.components import schedules
 from dlcli.components.prepare import Prepared, prepare
 from dlcli.components.run_log import ModelState, RunLog
+from dlcli.components.tags import write_tags
 from dlcli.config.flat import config_hash
 from dlcli.config.schema import Experiment
 from dlcli.config.load import load_experiment
@@ -43,23 +44,25 @@ class RunResult:
 
 
 def train(experiment: Experiment, out_root: str | Path = "results", on_epoch: OnEpoch | None = None,
-          force: bool = False) -> RunResult:
+          force: bool = False, tags: dict[str, str] | None = None) -> RunResult:
     """Train one experiment into a new run directory under <out_root>/<name>/; `force`: even when the
-    data or the model look too large for the device's free memory."""
+    data or the model look too large for the device's free memory; `tags` go to its tags.json."""
     prepared = prepare(experiment, force=force)
     run_dir = layout.new_run_dir(Path(out_root), experiment.name, config_hash(experiment))
-    return train_unit([prepared], [run_dir], on_epoch)[0]
+    return train_unit([prepared], [run_dir], on_epoch, tags=tags)[0]
 
 
 def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | None = None, resume: bool = False,
-               on_note: Callable[[str], None] | None = None) -> list[RunResult]:
+               on_note: Callable[[str], None] | None = None, tags: dict[str, str] | None = None) -> list[RunResult]:
     """Train prepared runs together, each into its run folder (created if missing). With several, they
     must stack (same shapes; see dlcli.engine.grouping). With `resume`, the runs continue from their
     checkpoints (taken after the same epoch); a run without a usable one starts again, and `on_note`
-    hears so."""
+    hears so. `tags` are set in each run's tags.json as it starts."""
     for run_dir in run_dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
     logs, checkpoints = _open_logs(unit, run_dirs, resume, on_note or (lambda text: None))
+    for run_dir in run_dirs if tags else []:
+        write_tags(run_dir, tags)
     members = []
     for point, log in zip(unit, logs):
         seed = point.experiment.seed

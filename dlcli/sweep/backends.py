@@ -34,6 +34,7 @@ class Task:
     run_dir: Path
     resume: bool = False  # continue from the run folder's checkpoint
     force: bool = False  # prepared even if it looks too large for the free memory (in a worker too)
+    tags: dict[str, str] | None = None  # set in the run's tags.json as it starts (`--tag`)
 
 
 Results = list[tuple[int, dict[str, Any]]]  # (point index, summary)
@@ -62,40 +63,41 @@ def choose_backend(name: str, workers: int, address: str | None, gpus_per_run: f
 
 
 def train_safely(unit: list[Prepared], run_dirs: list[Path], resume: bool = False,
-                 on_note: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                 on_note: Callable[[str], None] | None = None,
+                 tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Train a unit into its run folders, continuing from their checkpoints with `resume`, else
     replacing broken earlier attempts; a failure is recorded in runs.csv and the sweep goes on."""
     if not resume:
         for run_dir in run_dirs:
             shutil.rmtree(run_dir, ignore_errors=True)
     try:
-        return [result.summary for result in train_unit(unit, run_dirs, resume=resume, on_note=on_note)]
+        return [result.summary for result in train_unit(unit, run_dirs, resume=resume, on_note=on_note, tags=tags)]
     except Exception as error:
         failed = {"status": Status.FAILED, "message": f"{type(error).__name__}: {error}"}
         return [layout.finished_summary(run_dir) or failed for run_dir in run_dirs]
 
 
-def prepare_and_train(experiments: list[Experiment], run_dirs: list[str], resume: bool,
-                      force: bool) -> list[dict[str, Any]]:
+def prepare_and_train(experiments: list[Experiment], run_dirs: list[str], resume: bool, force: bool,
+                      tags: dict[str, str] | None) -> list[dict[str, Any]]:
     """In a worker: prepare the points of a unit, then train them."""
     try:
         unit = prepare_all(experiments, "worker", force)
     except UserError as error:
         return [{"status": Status.FAILED, "message": "; ".join(error.problems)} for _ in experiments]
-    return train_safely(unit, [Path(run_dir) for run_dir in run_dirs], resume)
+    return train_safely(unit, [Path(run_dir) for run_dir in run_dirs], resume, tags=tags)
 
 
 def _in_process(units: list[list[Task]], on_note: Callable[[str], None] | None) -> Iterator[Results]:
     while units:
         unit = units.pop(0)  # the caller's list: a unit's prepared data are freed once it has trained
         summaries = train_safely([task.prepared for task in unit], [task.run_dir for task in unit], unit[0].resume,
-                                 on_note)
+                                 on_note, unit[0].tags)
         yield [(task.index, summary) for task, summary in zip(unit, summaries)]
 
 
-def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str], bool, bool]:
+def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str], bool, bool, dict[str, str] | None]:
     return ([task.prepared.experiment for task in unit], [str(task.run_dir) for task in unit], unit[0].resume,
-            unit[0].force)
+            unit[0].force, unit[0].tags)
 
 
 def _processes(units: list[list[Task]], workers: int) -> Iterator[Results]:
@@ -123,8 +125,8 @@ def _ray(units: list[list[Task]], address: str | None, gpus_per_run: float | Non
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run or 0)(_train_packed)
-    futures = {remote.remote(_payload(unit)[0], [task.run_dir.name for task in unit], unit[0].force): unit
-               for unit in units}  # a Ray task starts afresh: the run folders are not on its machine
+    futures = {remote.remote(_payload(unit)[0], [task.run_dir.name for task in unit], unit[0].force,
+                             unit[0].tags): unit for unit in units}  # a Ray task starts afresh: the run folders are not on its machine
     while futures:
         done, _ = ray.wait(list(futures), num_returns=1)
         unit = futures.pop(done[0])
@@ -135,11 +137,12 @@ def _ray(units: list[list[Task]], address: str | None, gpus_per_run: float | Non
         yield results
 
 
-def _train_packed(experiments: list[Experiment], run_ids: list[str], force: bool) -> list[dict[str, Any]]:
+def _train_packed(experiments: list[Experiment], run_ids: list[str], force: bool,
+                  tags: dict[str, str] | None) -> list[dict[str, Any]]:
     """On a Ray worker (maybe another machine): train into a temporary folder, return the files."""
     with tempfile.TemporaryDirectory() as scratch:
         run_dirs = [Path(scratch) / run_id for run_id in run_ids]
-        summaries = prepare_and_train(experiments, [str(run_dir) for run_dir in run_dirs], False, force)
+        summaries = prepare_and_train(experiments, [str(run_dir) for run_dir in run_dirs], False, force, tags)
         return [{"summary": summary, "files": _files(run_dir)} for summary, run_dir in zip(summaries, run_dirs)]
 
 

@@ -48,13 +48,14 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
               address: str | None = None, gpus_per_run: float | None = None,
               on_result: Callable[[dict[str, Any]], None] | None = None,
               on_skipped: Callable[[int], None] | None = None, vectorize: bool = True,
-              on_note: Callable[[str], None] | None = None, force: bool = False) -> SweepResult:
+              on_note: Callable[[str], None] | None = None, force: bool = False,
+              tags: dict[str, str] | None = None) -> SweepResult:
     """Run every point not already finished on disk; returns one row per point.
 
     With `vectorize`, points that differ only in per-model values train together as one stacked
     model. `on_skipped` hears how many points an earlier invocation finished, `on_note` what was
     stacked and what trains one by one; `on_result` gets each new row. `force`: train points whose
-    data or model look too large for the device's free memory.
+    data or model look too large for the device's free memory; `tags` go to each new run's tags.json.
     """
     sweep_dir = sweep_dir_of(sweep, Path(out_root))
     run_ids = [config_hash(experiment) for experiment in sweep.experiments]
@@ -76,7 +77,7 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
         (on_note or (lambda text: None))(note)
     if workers > 1 or backend == "ray":  # largest first: the last unit to start is a small one
         units.sort(key=lambda unit: -unit_cost([prepared[i].experiment for i in unit]))
-    tasks = [[Task(pending[i], prepared[i], sweep_dir / run_ids[pending[i]], starts[i] is not None, force)
+    tasks = [[Task(pending[i], prepared[i], sweep_dir / run_ids[pending[i]], starts[i] is not None, force, tags)
               for i in unit] for unit in units]
     for results in execute(tasks):
         for index, summary in results:

@@ -199,6 +199,26 @@ def test_tag_then_compare_where_keeps_only_the_tagged_runs(results):
     assert [row["path"] for row in listing(results, "--where", "tag.round>=2")] == [str(runs["slow"])]
 
 
+def test_tag_on_train_and_sweep_tags_the_runs_as_they_start(tmp_path, one_thread):
+    config = write_yaml(tmp_path, tiny_config(name="tagged", train={"epochs": 1}))
+    out = tmp_path / "out"
+    succeeded(invoke("train", config, "--out", out, "--tag", "owner=ana", "--tag", "round=1"))
+    succeeded(invoke("sweep", config, "--grid", "optim.lr=0.05,0.1", "--out", out, "--tag", "owner=ben"))
+    tags = {run.name: json.loads((run / "tags.json").read_text())["tags"] for run in (out / "tagged").iterdir()
+            if run.is_dir()}
+    assert sorted(tags.values(), key=str) == [{"owner": "ana", "round": "1"}, {"owner": "ben"}, {"owner": "ben"}]
+    kept = listing(out, "--where", "tag.owner=ben")
+    assert len(kept) == 2 and all(row["tags"] == "owner=ben" for row in kept)
+
+
+def test_a_bad_tag_on_train_is_refused_before_anything_is_written(tmp_path):
+    config, out = write_yaml(tmp_path, tiny_config()), tmp_path / "out"
+    result = invoke("train", config, "--out", out, "--tag", "no value")
+    assert_no_traceback(result)
+    assert result.exit_code == 2 and "--tag no value: expected KEY=VALUE" in text(result.stderr)
+    assert not out.exists()
+
+
 # ---- dlcli clean ---------------------------------------------------------------------------------
 
 

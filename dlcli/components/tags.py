@@ -44,22 +44,29 @@ def tag_runs(run_dirs: Iterable[str | Path], assignments: list[str], note: str |
     if not changes and note is None:
         raise UserError("nothing to set: give KEY=VALUE assignments or --note TEXT")
     current = {run: read_tags(run) for run in runs}
-    written = {}
-    for run, content in current.items():
-        tags = {key: value for key, value in {**content["tags"], **changes}.items() if value != ""}
-        new = {"tags": tags, "note": content["note"] if note is None else (note or None)}
-        layout.atomic_write_json(run / layout.TAGS, new)
-        written[run] = new
-    return written
+    return {run: write_tags(run, changes, note, content) for run, content in current.items()}
 
 
-def parse_assignments(assignments: list[str]) -> dict[str, str]:
-    """KEY=VALUE items as {key: value}; a key is letters, digits, `_`, `-` and `.`."""
+def write_tags(run_dir: Path, changes: dict[str, str], note: str | None = None,
+               current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Set these tags on one run (an empty value removes a tag), and the note unless it is None;
+    returns the new tags.json content (`dlcli tag`, and `--tag` as a run starts)."""
+    content = read_tags(run_dir) if current is None else current
+    tags = {key: value for key, value in {**content["tags"], **changes}.items() if value != ""}
+    new = {"tags": tags, "note": content["note"] if note is None else (note or None)}
+    layout.atomic_write_json(Path(run_dir) / layout.TAGS, new)
+    return new
+
+
+def parse_assignments(assignments: list[str], option: str = "") -> dict[str, str]:
+    """KEY=VALUE items as {key: value}; a key is letters, digits, `_`, `-` and `.`. A problem names
+    the `option` the item came with."""
     parsed, problems = {}, []
     for item in assignments:
         key, equals, value = item.partition("=")
         if not equals or not KEY.fullmatch(key):
-            problems.append(f"{item}: expected KEY=VALUE with a KEY of letters, digits, _, - and . "
+            where = f"{option} {item}" if option else item
+            problems.append(f"{where}: expected KEY=VALUE with a KEY of letters, digits, _, - and . "
                             "(e.g. baseline=true)")
         else:
             parsed[key] = value.strip()

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import invoke, succeeded, text, tiny_config
 from dlcli.analysis.compare import load_runs, varying_keys, where
-from dlcli.analysis.tags import read_tags, tag_runs
+from dlcli.components.tags import read_tags, tag_runs
 from dlcli.config.load import experiment_from_dict
 from dlcli.engine.loop import train
 from dlcli.errors import UserError
