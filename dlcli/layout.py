@@ -46,6 +46,7 @@ STEPS = "steps.csv"
 SUMMARY = "summary.json"
 WEIGHTS = "model.pt"
 CHECKPOINT = "checkpoint.pt"
+SWEEP_LOCK = ".sweep.lock"  # held (flock) by the process running a sweep; names it
 EVALUATION = "evaluation.json"
 SWEEP_SPEC = "sweep.yaml"
 RUNS = "runs.csv"

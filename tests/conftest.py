@@ -5,6 +5,9 @@ import csv
 import json
 import os
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +110,68 @@ def write_yaml(folder: Path, config: dict, name: str = "experiment.yaml") -> Pat
     path = folder / name
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+# ---- processes stopped mid-run ---------------------------------------------------------------------
+
+# Imported by every Python process started with this folder on PYTHONPATH (sweep workers too): once a
+# run has written a checkpoint and logged one more epoch, its process says so with a file in
+# STOP_FOLDER and waits there to be killed: the kill lands mid-run, after a checkpoint, every time.
+SITECUSTOMIZE = """
+import os, time
+from pathlib import Path
+
+folder = os.environ.get("STOP_FOLDER")
+if folder:
+    from dlcli.components import run_log
+
+    checkpoint, record = run_log.RunLog.checkpoint, run_log.RunLog.record
+    written = []
+
+    def remembering(self, engine, position):
+        checkpoint(self, engine, position)
+        written.append(position["epoch"])
+
+    def stopping(self, row, state):
+        record(self, row, state)
+        if written and row is not None and row["epoch"] > written[-1]:
+            Path(folder, str(os.getpid())).touch()
+            while True:
+                time.sleep(1)
+
+    run_log.RunLog.checkpoint, run_log.RunLog.record = remembering, stopping
+"""
+
+
+def start_stopping(command: list[str], folder: Path, stopped: int = 1):
+    """Start `command` with the stopping hook, and wait until `stopped` of its processes wait at their
+    stopping point (an event: a file each, named by the process id, however busy the machine).
+    Returns the process (in a session of its own) and the ids of the stopped processes."""
+    hooks, stops = folder / "hooks", folder / "stops"
+    hooks.mkdir(), stops.mkdir()
+    (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")]),
+           "STOP_FOLDER": str(stops), "COLUMNS": "300"}
+    log = open(folder / "stopped.log", "wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        while len(list(stops.iterdir())) < stopped:
+            assert process.poll() is None, (folder / "stopped.log").read_text()
+            time.sleep(0.02)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    finally:
+        log.close()
+    return process, sorted(int(path.name) for path in stops.iterdir())
+
+
+def kill_when_stopped(command: list[str], folder: Path, stopped: int = 1) -> None:
+    """Run `command` until `stopped` of its processes wait at their stopping point, then SIGKILL them all."""
+    process, _ = start_stopping(command, folder, stopped)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 # ---- sweep folders ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ thousand runs loads in about a second. A run's tags (tags.json) are `tag.KEY` co
 """
 from __future__ import annotations
 
+import io
 import math
 import operator
 import os
@@ -167,12 +168,14 @@ def pivot(frame: pd.DataFrame, row_key: str, column_key: str, value: str) -> tup
 
 def read_curves(frame: pd.DataFrame, file: str = layout.METRICS) -> pd.DataFrame:
     """Per-epoch metrics (metrics.csv) or per-update losses (steps.csv) of the runs, long form,
-    with a `run_id` column; runs without the file are left out."""
+    with a `run_id` column; runs without the file are left out. A run still training may be writing
+    its last row: only complete rows (ending in a newline) are read."""
     parts = []
     for run_id, path in zip(frame["run_id"], frame["path"]):
         csv_path = Path(path) / file
         if csv_path.is_file():
-            parts.append(pd.read_csv(csv_path).assign(run_id=run_id))
+            text = csv_path.read_text(encoding="utf-8")
+            parts.append(pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1])).assign(run_id=run_id))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -7,6 +7,7 @@ import errno
 import functools
 import os
 import shutil
+import signal
 import socket
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn
@@ -54,6 +55,21 @@ def check_plot_path(plot: Path | None) -> None:
     """--plot names a PNG to write: its folder must exist."""
     if plot is not None and not plot.parent.is_dir():
         raise UserError(f"--plot: folder {plot.parent} does not exist")
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a scheduler, `kill`) stops training as Ctrl-C does: runs end `interrupted`, their
+    finished epochs and checkpoints kept, and the same command resumes."""
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def exit_interrupted(label: str) -> NoReturn:

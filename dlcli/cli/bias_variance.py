@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, exit_interrupted, user_errors_exit_2
+from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, exit_interrupted, sigterm_interrupts,
+                           user_errors_exit_2)
 
 
 @app.command("bias-variance")
@@ -45,7 +46,7 @@ def bias_variance(
     study = load_study(config, trials, seeds, list(grid or []), split, list(set_ or []))
     check_plot_path(plot)
     check_output_root(out)
-    with sweep_progress(len(study.sweep.points)) as progress:
+    with sweep_progress(len(study.sweep.points)) as progress, sigterm_interrupts():
         try:
             result = run_study(study, out, on_result=progress.finished, on_skipped=progress.skipped,
                                vectorize=vectorize, on_note=print_note)

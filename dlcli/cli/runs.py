@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, TAG_HELP, app, check_plot_path,
-                           removed_if_unwritable, user_errors_exit_2)
+                           removed_if_unwritable, sigterm_interrupts, user_errors_exit_2)
 from dlcli.errors import UserError
 from dlcli.layout import Status
 
@@ -54,7 +54,7 @@ def train(
     from dlcli.report.console import epoch_progress
 
     with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, \
-            removed_if_unwritable(out, experiment.name):
+            removed_if_unwritable(out, experiment.name), sigterm_interrupts():
         try:
             result = train_experiment(experiment, out, on_epoch, force, tags)
         except UserError as error:  # the data or the model do not fit the config
@@ -71,7 +71,7 @@ def _resume(run_dir: Path) -> None:
     if not (run_dir / CONFIG).is_file():
         raise UserError(f"--resume {run_dir}: not a run directory (no {CONFIG})")
     experiment = load_experiment(run_dir / CONFIG)
-    with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch:
+    with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, sigterm_interrupts():
         result = resume(run_dir, on_epoch, on_note=print_note)
     _report(result)
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, TAG_HELP, app, exit_interrupted, removed_if_unwritable,
-                           user_errors_exit_2)
+                           sigterm_interrupts, user_errors_exit_2)
 
 
 @app.command()
@@ -55,7 +55,8 @@ def sweep(
     if dry_run:
         print_dry_run(spec, estimate_sweep(spec, vectorize, force))
         return
-    with sweep_progress(len(spec.points)) as progress, removed_if_unwritable(out, spec.experiments[0].name):
+    with sweep_progress(len(spec.points)) as progress, removed_if_unwritable(out, spec.experiments[0].name), \
+            sigterm_interrupts():
         try:
             result = run_sweep(spec, out, workers, backend, address, gpus_per_run,
                                on_result=progress.finished, on_skipped=progress.skipped, vectorize=vectorize,

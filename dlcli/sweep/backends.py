@@ -21,6 +21,7 @@ from dlcli.config.schema import Experiment
 from dlcli.engine.loop import train_unit
 from dlcli.errors import UserError
 from dlcli.layout import Status
+from dlcli.sweep.interrupts import ignore_interrupts, interruptible, interrupt_workers
 
 BACKENDS = ("local", "ray")
 
@@ -79,12 +80,14 @@ def train_safely(unit: list[Prepared], run_dirs: list[Path], resume: bool = Fals
 
 def prepare_and_train(experiments: list[Experiment], run_dirs: list[str], resume: bool, force: bool,
                       tags: dict[str, str] | None) -> list[dict[str, Any]]:
-    """In a worker: prepare the points of a unit, then train them."""
-    try:
-        unit = prepare_all(experiments, "worker", force)
-    except UserError as error:
-        return [{"status": Status.FAILED, "message": "; ".join(error.problems)} for _ in experiments]
-    return train_safely(unit, [Path(run_dir) for run_dir in run_dirs], resume, tags=tags)
+    """In a worker: prepare the points of a unit, then train them (an interrupt ends them as
+    `interrupted`; between units the worker ignores it)."""
+    with interruptible():
+        try:
+            unit = prepare_all(experiments, "worker", force)
+        except UserError as error:
+            return [{"status": Status.FAILED, "message": "; ".join(error.problems)} for _ in experiments]
+        return train_safely(unit, [Path(run_dir) for run_dir in run_dirs], resume, tags=tags)
 
 
 def _in_process(units: list[list[Task]], on_note: Callable[[str], None] | None) -> Iterator[Results]:
@@ -93,6 +96,8 @@ def _in_process(units: list[list[Task]], on_note: Callable[[str], None] | None) 
         summaries = train_safely([task.prepared for task in unit], [task.run_dir for task in unit], unit[0].resume,
                                  on_note, unit[0].tags)
         yield [(task.index, summary) for task, summary in zip(unit, summaries)]
+        if _interrupted(summaries):
+            return  # Ctrl-C: the units not started stay pending
 
 
 def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str], bool, bool, dict[str, str] | None]:
@@ -103,19 +108,46 @@ def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str], bool, bool,
 def _processes(units: list[list[Task]], workers: int) -> Iterator[Results]:
     threads = max(1, (os.cpu_count() or 1) // workers)  # split the cores between the processes
     # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_set_threads,
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
                              initargs=(threads,)) as pool:
         futures = {pool.submit(prepare_and_train, *_payload(unit)): unit for unit in units}
-        while futures:
-            done, _ = wait(futures, return_when=FIRST_COMPLETED)
-            for future in done:
-                unit = futures.pop(future)
-                yield [(task.index, summary) for task, summary in zip(unit, future.result())]
+        try:
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    unit = futures.pop(future)
+                    yield [(task.index, summary) for task, summary in zip(unit, future.result())]
+                    if _interrupted(future.result()):  # Ctrl-C reached a worker: stop the others too
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM here: the units in flight end as interrupted
+            _stop(pool)
+            yield from _finished(futures)
+        finally:
+            if futures:  # the sweep stopped early (an interrupt that reached a worker first)
+                _stop(pool)
 
 
-def _set_threads(threads: int) -> None:
+def _interrupted(summaries: list[dict[str, Any]]) -> bool:
+    return any(summary["status"] == Status.INTERRUPTED for summary in summaries)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Interrupt the units in flight, cancel those not started, and wait for every worker to exit."""
+    interrupt_workers()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finished(futures: dict) -> Iterator[Results]:
+    """The results of the units that ended (interrupted ones included) once the pool has stopped."""
+    for future, unit in futures.items():
+        if future.done() and not future.cancelled() and future.exception() is None:
+            yield [(task.index, summary) for task, summary in zip(unit, future.result())]
+
+
+def _start_worker(threads: int) -> None:
     import torch
 
+    ignore_interrupts()
     torch.set_num_threads(threads)
 
 

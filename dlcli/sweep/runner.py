@@ -7,9 +7,13 @@ before anything is written; then the points train in units (dlcli.engine.groupin
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -61,33 +65,69 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     run_ids = [config_hash(experiment) for experiment in sweep.experiments]
     _check_distinct(run_ids, sweep.points)
     execute = choose_backend(backend, workers, address, gpus_per_run, on_note)
-    rows = [_row(run_id, point, experiment, layout.finished_summary(sweep_dir / run_id))
-            for run_id, point, experiment in zip(run_ids, sweep.points, sweep.experiments)]
-    pending = [i for i, row in enumerate(rows) if row["status"] not in FINISHED]
-    prepared = prepare_all([sweep.experiments[i] for i in pending], sweep.config_path, force)  # before any file
-    starts = [None if backend == "ray" else checkpoint_epoch(sweep_dir / run_ids[i]) for i in pending]
-    units, notes = plan_units(prepared, vectorize, starts)
-    resumed = sum(start is not None for start in starts)
-    notes += [f"{resumed} point{'s' if resumed != 1 else ''} continue from their checkpoints"] if resumed else []
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, _spec_yaml(sweep))
-    (on_skipped or (lambda count: None))(len(rows) - len(pending))
-    write_runs_csv(sweep_dir, rows, sweep.spec.keys)
-    for note in notes:
-        (on_note or (lambda text: None))(note)
-    if workers > 1 or backend == "ray":  # largest first: the last unit to start is a small one
-        units.sort(key=lambda unit: -unit_cost([prepared[i].experiment for i in unit]))
-    tasks = [[Task(pending[i], prepared[i], sweep_dir / run_ids[pending[i]], starts[i] is not None, force, tags)
-              for i in unit] for unit in units]
-    for results in execute(tasks):
-        for index, summary in results:
-            rows[index] = _row(run_ids[index], sweep.points[index], sweep.experiments[index], summary)
-        write_runs_csv(sweep_dir, rows, sweep.spec.keys)
-        for index, _ in results:
-            (on_result or (lambda row: None))(rows[index])
-        if any(rows[index]["status"] == Status.INTERRUPTED for index, _ in results):
-            raise KeyboardInterrupt  # Ctrl-C reached the runs first; stop the sweep too
+    pending = _pending(_rows(sweep, sweep_dir, run_ids))
+    prepared = dict(zip(pending, prepare_all([sweep.experiments[i] for i in pending], sweep.config_path, force)))
+    with sweep_lock(sweep_dir):  # from here on, this process alone writes the sweep folder
+        rows = _rows(sweep, sweep_dir, run_ids)  # again: another sweep may have finished points meanwhile
+        pending = [i for i in _pending(rows) if i in prepared]
+        starts = {i: None if backend == "ray" else checkpoint_epoch(sweep_dir / run_ids[i]) for i in pending}
+        units, notes = plan_units([prepared[i] for i in pending], vectorize, [starts[i] for i in pending])
+        _start_files(sweep, sweep_dir, rows, notes, sum(start is not None for start in starts.values()))
+        (on_skipped or (lambda count: None))(len(rows) - len(pending))
+        for note in notes:
+            (on_note or (lambda text: None))(note)
+        if workers > 1 or backend == "ray":  # largest first: the last unit to start is a small one
+            units.sort(key=lambda unit: -unit_cost([prepared[pending[i]].experiment for i in unit]))
+        tasks = [[Task(pending[i], prepared[pending[i]], sweep_dir / run_ids[pending[i]],
+                       starts[pending[i]] is not None, force, tags) for i in unit] for unit in units]
+        prepared.clear()  # each unit's data now go with its tasks, and are freed once it has trained
+        for results in execute(tasks):
+            for index, summary in results:
+                rows[index] = _row(run_ids[index], sweep.points[index], sweep.experiments[index], summary)
+            write_runs_csv(sweep_dir, rows, sweep.spec.keys)
+            for index, _ in results:
+                (on_result or (lambda row: None))(rows[index])
+    if any(row["status"] == Status.INTERRUPTED for row in rows):
+        raise KeyboardInterrupt  # Ctrl-C reached the runs first (the backend stopped): stop the sweep too
     return SweepResult(sweep_dir, rows, len(rows) - len(pending))
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """One process at a time runs a sweep folder: a second one would train the same points and write
+    the same runs.csv. The lock (flock) goes with the process, even when it is killed."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(sweep_dir / layout.SWEEP_LOCK, "a+", encoding="utf-8") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            raise UserError(f"{sweep_dir}: another dlcli sweep is running there ({holder}); wait for it to end, "
+                            "or give this one another --out") from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        file.flush()
+        yield
+
+
+def _rows(sweep: Sweep, sweep_dir: Path, run_ids: list[str]) -> list[dict[str, Any]]:
+    """runs.csv's rows as the folder stands: finished points with their results, the rest pending."""
+    return [_row(run_id, point, experiment, layout.finished_summary(sweep_dir / run_id))
+            for run_id, point, experiment in zip(run_ids, sweep.points, sweep.experiments)]
+
+
+def _pending(rows: list[dict[str, Any]]) -> list[int]:
+    return [i for i, row in enumerate(rows) if row["status"] not in FINISHED]
+
+
+def _start_files(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], notes: list[str], resumed: int) -> None:
+    """sweep.yaml and runs.csv before the first unit trains; a note when points resume."""
+    layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, _spec_yaml(sweep))
+    write_runs_csv(sweep_dir, rows, sweep.spec.keys)
+    if resumed:
+        notes.append(f"{resumed} point{'s' if resumed != 1 else ''} continue from their checkpoints")
 
 
 def estimate_sweep(sweep: Sweep, vectorize: bool = True, force: bool = False) -> float:

@@ -4,75 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import assert_same_sweep, invoke, metrics_without_seconds, succeeded, text, tiny_config, write_yaml
+from conftest import (assert_same_sweep, invoke, kill_when_stopped, metrics_without_seconds, succeeded, text,
+                      tiny_config, write_yaml)
 from dlcli.components.checkpoints import read_checkpoint
 from dlcli.config.load import experiment_from_dict
 from dlcli.engine.checkpoint import CheckpointClock
 from dlcli.engine.loop import resume, train
 from dlcli.layout import Status
 
-# Imported by every Python process started with this folder on PYTHONPATH (sweep workers too): once a
-# run has written a checkpoint and logged one more epoch, its process says so with a file in
-# STOP_FOLDER and waits there to be killed: the kill lands mid-run, after a checkpoint, every time.
-SITECUSTOMIZE = """
-import os, time
-from pathlib import Path
-
-folder = os.environ.get("STOP_FOLDER")
-if folder:
-    from dlcli.components import run_log
-
-    checkpoint, record = run_log.RunLog.checkpoint, run_log.RunLog.record
-    written = []
-
-    def remembering(self, engine, position):
-        checkpoint(self, engine, position)
-        written.append(position["epoch"])
-
-    def stopping(self, row, state):
-        record(self, row, state)
-        if written and row is not None and row["epoch"] > written[-1]:
-            Path(folder, str(os.getpid())).touch()
-            while True:
-                time.sleep(1)
-
-    run_log.RunLog.checkpoint, run_log.RunLog.record = remembering, stopping
-"""
-
-
 def long_config(**sections) -> dict:
     """Long enough that every run reaches its stopping point: 12 epochs, a checkpoint every 3."""
     config = tiny_config(name="long", train={"epochs": 12, "checkpoint_every": 3}, **sections)
     config["data"]["n_train"] = 400
     return config
-
-
-def kill_when_stopped(command: list[str], folder: Path, stopped: int = 1) -> None:
-    """Start `command`, wait until `stopped` of its processes wait at their stopping point (an event:
-    a file each, however busy the machine), then kill all of them."""
-    hooks, stops = folder / "hooks", folder / "stops"
-    hooks.mkdir(), stops.mkdir()
-    (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")]),
-           "STOP_FOLDER": str(stops), "COLUMNS": "300"}
-    with open(folder / "killed.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            while len(list(stops.iterdir())) < stopped:
-                assert process.poll() is None, (folder / "killed.log").read_text()
-                time.sleep(0.02)
-        finally:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def assert_same_run(expected: Path, actual: Path) -> None:

@@ -1,0 +1,43 @@
+"""Stopping a sweep cleanly, with or without worker processes: Ctrl-C (SIGINT) and SIGTERM alike end
+the runs in flight as `interrupted`, keep every finished epoch and checkpoint, and leave no process
+behind, so that running the same command again resumes.
+
+A worker process ignores SIGINT while it waits for work (an interrupt there would kill it with a
+traceback and break the pool) and takes exactly one while it trains (a second could land while the
+first is being recorded). The sweep's own process (where the command line turns SIGTERM into the same
+interrupt) sends one to each worker, cancels what has not started, and waits for the rest.
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+from typing import Iterator
+
+
+def _interrupt_once(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def ignore_interrupts() -> None:
+    """In a worker process, between units of work."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """In a worker process, while it trains: the first SIGINT interrupts the training."""
+    signal.signal(signal.SIGINT, _interrupt_once)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def interrupt_workers() -> None:
+    """Send one interrupt to each worker process of this process (idle ones ignore it)."""
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGINT)
