@@ -6,7 +6,8 @@ Two runs with the same config can still differ by any of these; a run folder's e
 
 Collected once per process (`environment` is cached): a sweep of a thousand runs pays for it once.
 Nothing here starts a process — git is read from the `.git` files (`dlcli.components.repository`
-says how, and what its dirty flag means). The torch thread count is the one when first collected.
+says how, and what its dirty flag means). The torch thread count is the one when first collected (a
+run's environment.json has the count it ran with: `train.threads`, dlcli.components.threads).
 With CUDA available, collecting initializes it in this process (the GPU's name and memory).
 """
 from __future__ import annotations

@@ -171,7 +171,8 @@ class RunLog:
 def _write_environment(run_dir: Path, experiment: Experiment, resumed: bool) -> None:
     """environment.json: what produced the run (collected once per process); a resumed run keeps what
     started it and adds, under `resumed`, each process that continued it."""
-    current = {**environment(), "config_file": experiment.source,
+    current = {**environment(), "torch_threads": torch.get_num_threads(),  # this run's (train.threads)
+               "config_file": experiment.source,
                "config_git": config_repository(experiment.source) or None if experiment.source else None}
     path = run_dir / layout.ENVIRONMENT
     if resumed:

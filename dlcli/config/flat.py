@@ -32,7 +32,8 @@ def flatten(mapping: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-NOT_HASHED = {"train": {"checkpoint_every"}}  # how a run is kept, not what it computes: a resumed sweep may change it
+# How a run is kept (checkpoints) or run (CPU threads), not what it computes: a resumed sweep may change them.
+NOT_HASHED = {"train": {"checkpoint_every", "threads"}}
 
 
 def config_hash(experiment: Experiment) -> str:

@@ -46,11 +46,19 @@ def _checkpoint_every(value: Any) -> int | str:
     raise ValueError(f"must be auto or a whole number of epochs >= 0 (0: never), got {value!r}")
 
 
+def _threads(value: Any) -> int | str:
+    """`auto`, or a whole number of threads ≥ 1."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"must be auto or a whole number of threads >= 1, got {value!r}")
+
+
 SEED_LIMIT = 2**63  # torch.manual_seed takes a 64-bit seed; stacked models add small offsets to it
 
 BatchSize = Annotated[Any, PlainValidator(_batch_size)]
 CheckpointEvery = Annotated[Any, PlainValidator(_checkpoint_every)]
 Device = Annotated[str, PlainValidator(_device)]
+Threads = Annotated[Any, PlainValidator(_threads)]
 
 
 class Augment(Section):
@@ -209,6 +217,12 @@ class TrainConfig(Section):
     checkpoint_every: Annotated[CheckpointEvery, Field(
         description="write `checkpoint.pt` every N epochs so that a killed or interrupted run continues where it "
                     "stopped (0: never); `auto`: as often as keeps checkpointing under 5% of the training time")] = "auto"
+    threads: Annotated[Threads, Field(
+        description="CPU threads torch uses; `auto`: the CPUs this process may use but one, shared between a "
+                    "sweep's workers, at least 1 (a thread more than the free cores slows a run several times over; "
+                    "on a machine busy with other work, give 1). Linear models and MLPs compute the same numbers "
+                    "with any count; a `cnn`'s convolution gradients are summed in an order that depends on it")] = (
+        "auto")
 
 
 class Experiment(Section):

@@ -21,6 +21,7 @@ from dlcli.components import schedules
 from dlcli.components.prepare import Prepared, prepare
 from dlcli.components.run_log import ModelState, RunLog
 from dlcli.components.tags import write_tags
+from dlcli.components.threads import threads_for
 from dlcli.config.flat import config_hash
 from dlcli.config.schema import Experiment
 from dlcli.config.load import load_experiment
@@ -46,10 +47,12 @@ class RunResult:
 def train(experiment: Experiment, out_root: str | Path = "results", on_epoch: OnEpoch | None = None,
           force: bool = False, tags: dict[str, str] | None = None) -> RunResult:
     """Train one experiment into a new run directory under <out_root>/<name>/; `force`: even when the
-    data or the model look too large for the device's free memory; `tags` go to its tags.json."""
-    prepared = prepare(experiment, force=force)
-    run_dir = layout.new_run_dir(Path(out_root), experiment.name, config_hash(experiment))
-    return train_unit([prepared], [run_dir], on_epoch, tags=tags)[0]
+    data or the model look too large for the device's free memory; `tags` go to its tags.json. torch
+    uses `train.threads` CPU threads meanwhile (dlcli.components.threads), the caller's count after."""
+    with threads_for(experiment.train.threads):
+        prepared = prepare(experiment, force=force)
+        run_dir = layout.new_run_dir(Path(out_root), experiment.name, config_hash(experiment))
+        return train_unit([prepared], [run_dir], on_epoch, tags=tags)[0]
 
 
 def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | None = None, resume: bool = False,
@@ -87,7 +90,8 @@ def resume(run_dir: str | Path, on_epoch: OnEpoch | None = None,
     run_dir = Path(run_dir)
     _check_resumable(run_dir)
     experiment = load_experiment(run_dir / layout.CONFIG)
-    return train_unit([prepare(experiment)], [run_dir], on_epoch, resume=True, on_note=on_note)[0]
+    with threads_for(experiment.train.threads):
+        return train_unit([prepare(experiment)], [run_dir], on_epoch, resume=True, on_note=on_note)[0]
 
 
 def _check_resumable(run_dir: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 from dlcli import layout
 from dlcli.components.prepare import Prepared, prepare_all
+from dlcli.components.threads import choose_threads, threads_for
 from dlcli.config.schema import Experiment
 from dlcli.engine.loop import train_unit
 from dlcli.errors import UserError
@@ -54,13 +55,14 @@ def check_backend(name: str) -> None:
 
 
 def choose_backend(name: str, workers: int, address: str | None, gpus_per_run: float | None,
-                   on_note: Callable[[str], None] | None = None) -> Backend:
+                   on_note: Callable[[str], None] | None = None, threads: int | str = "auto") -> Backend:
+    """`threads`: train.threads of the sweep (its first point's), for each process that trains."""
     check_backend(name)
     if name == "ray":
         return lambda units: _ray(units, address, gpus_per_run)
     if workers > 1:
-        return lambda units: _processes(units, workers)
-    return lambda units: _in_process(units, on_note)
+        return lambda units: _processes(units, workers, choose_threads(threads, workers))
+    return lambda units: _in_process(units, on_note, threads)
 
 
 def train_safely(unit: list[Prepared], run_dirs: list[Path], resume: bool = False,
@@ -90,11 +92,13 @@ def prepare_and_train(experiments: list[Experiment], run_dirs: list[str], resume
         return train_safely(unit, [Path(run_dir) for run_dir in run_dirs], resume, tags=tags)
 
 
-def _in_process(units: list[list[Task]], on_note: Callable[[str], None] | None) -> Iterator[Results]:
+def _in_process(units: list[list[Task]], on_note: Callable[[str], None] | None,
+                threads: int | str) -> Iterator[Results]:
     while units:
         unit = units.pop(0)  # the caller's list: a unit's prepared data are freed once it has trained
-        summaries = train_safely([task.prepared for task in unit], [task.run_dir for task in unit], unit[0].resume,
-                                 on_note, unit[0].tags)
+        with threads_for(threads):
+            summaries = train_safely([task.prepared for task in unit], [task.run_dir for task in unit],
+                                     unit[0].resume, on_note, unit[0].tags)
         yield [(task.index, summary) for task, summary in zip(unit, summaries)]
         if _interrupted(summaries):
             return  # Ctrl-C: the units not started stay pending
@@ -105,8 +109,8 @@ def _payload(unit: list[Task]) -> tuple[list[Experiment], list[str], bool, bool,
             unit[0].force, unit[0].tags)
 
 
-def _processes(units: list[list[Task]], workers: int) -> Iterator[Results]:
-    threads = max(1, (os.cpu_count() or 1) // workers)  # split the cores between the processes
+def _processes(units: list[list[Task]], workers: int, threads: int) -> Iterator[Results]:
+    """`threads` torch threads in each worker (chosen here, before they start: see dlcli.components.threads)."""
     # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
                              initargs=(threads,)) as pool:

@@ -64,7 +64,7 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     sweep_dir = sweep_dir_of(sweep, Path(out_root))
     run_ids = [config_hash(experiment) for experiment in sweep.experiments]
     _check_distinct(run_ids, sweep.points)
-    execute = choose_backend(backend, workers, address, gpus_per_run, on_note)
+    execute = choose_backend(backend, workers, address, gpus_per_run, on_note, sweep.experiments[0].train.threads)
     pending = _pending(_rows(sweep, sweep_dir, run_ids))
     prepared = dict(zip(pending, prepare_all([sweep.experiments[i] for i in pending], sweep.config_path, force)))
     with sweep_lock(sweep_dir):  # from here on, this process alone writes the sweep folder
