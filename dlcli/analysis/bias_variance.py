@@ -39,11 +39,12 @@ class StudyResult:
 
 def run_study(study: Study, out_root: str | Path, on_result: Callable | None = None,
               on_skipped: Callable | None = None, vectorize: bool = True,
-              on_note: Callable | None = None) -> StudyResult:
+              on_note: Callable | None = None, force: bool = False) -> StudyResult:
     """Train what is not finished on disk (the training sets and seeds of a grid point as one stacked
-    model, with `vectorize`), decompose every grid point, write bias_variance.csv."""
+    model, with `vectorize`), decompose every grid point, write bias_variance.csv. `force`: train runs
+    whose data or model look too large for the device's free memory."""
     result = run_sweep(study.sweep, out_root, on_result=on_result, on_skipped=on_skipped, vectorize=vectorize,
-                       on_note=on_note)
+                       on_note=on_note, force=force)
     rows, incomplete = [], []
     for label, indices in grid_points(study).items():
         statuses = [result.rows[i]["status"] for i in indices]
@@ -87,7 +88,7 @@ def decompose_point(study: Study, indices: list[int], run_dirs: list[Path]) -> l
 
 def _test_outputs(experiment: Experiment, run_dir: Path) -> tuple[Tensor, Dataset]:
     """A run's raw outputs on the test set, its data rebuilt from the config as `dlcli evaluate` does."""
-    dataset = evaluation_data(experiment, experiment)
+    dataset = evaluation_data(experiment, experiment, force=True)  # the data the run trained on: they fit
     model = load_model(run_dir, experiment, dataset, resolve_device(experiment.device))
     x = torch.as_tensor(dataset.x_test).to(next(model.parameters()).device)
     return evaluate_outputs(model, x).double().cpu(), dataset
@@ -97,5 +98,5 @@ def _clean_targets(experiment: Experiment) -> Tensor | None:
     target = CLEAN_TARGETS.get(experiment.data.name)
     if target is None:
         return None
-    raw = load_dataset(experiment.data.model_copy(update={"standardize": False}), experiment.seed)
+    raw = load_dataset(experiment.data.model_copy(update={"standardize": False}), experiment.seed, force=True)
     return torch.as_tensor(target(raw.x_test.astype(np.float64)))

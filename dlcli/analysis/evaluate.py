@@ -64,11 +64,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", overrides: list[str] 
     return result
 
 
-def evaluation_data(trained: Experiment, target: Experiment) -> Dataset:
+def evaluation_data(trained: Experiment, target: Experiment, force: bool = False) -> Dataset:
     """The data of `target` (a run's config with data.* changed, or the same), standardized with the
-    statistics of the data the run trained on, its validation set held out as in training."""
+    statistics of the data the run trained on, its validation set held out as in training. `force`:
+    load them even when they look too large for the free memory."""
     raw_data = lambda experiment: load_dataset(  # noqa: E731
-        experiment.data.model_copy(update={"standardize": False}), experiment.seed)
+        experiment.data.model_copy(update={"standardize": False}), experiment.seed, force)
     original = raw_data(trained)
     dataset = raw_data(target) if target != trained else original
     if trained.data.standardize:

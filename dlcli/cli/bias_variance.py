@@ -6,8 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, exit_interrupted, sigterm_interrupts,
-                           user_errors_exit_2)
+from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, exit_interrupted, removed_if_unwritable,
+                           sigterm_interrupts, user_errors_exit_2)
 
 
 @app.command("bias-variance")
@@ -32,6 +32,8 @@ def bias_variance(
                                         "grid (PNG).", show_default=False),
     vectorize: bool = typer.Option(True, "--vectorize/--no-vectorize", help="Train a grid point's training "
                                    "sets and seeds together as one stacked model (same numbers, faster)."),
+    force: bool = typer.Option(False, "--force", help="Train runs even when a model or the data look too large "
+                               "for the device's free memory."),
 ) -> None:
     """Decompose the test risk into bias², variance (sampling + optimization) and noise; resumable.
 
@@ -46,10 +48,11 @@ def bias_variance(
     study = load_study(config, trials, seeds, list(grid or []), split, list(set_ or []))
     check_plot_path(plot)
     check_output_root(out)
-    with sweep_progress(len(study.sweep.points)) as progress, sigterm_interrupts():
+    with sweep_progress(len(study.sweep.points)) as progress, sigterm_interrupts(), \
+            removed_if_unwritable(out, study.sweep.experiments[0].name):
         try:
             result = run_study(study, out, on_result=progress.finished, on_skipped=progress.skipped,
-                               vectorize=vectorize, on_note=print_note)
+                               vectorize=vectorize, on_note=print_note, force=force)
         except KeyboardInterrupt:
             result = None
     if result is None:

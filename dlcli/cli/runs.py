@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, TAG_HELP, app, check_plot_path,
-                           removed_if_unwritable, sigterm_interrupts, user_errors_exit_2)
+from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, TAG_HELP, WRITE_FAILURES, app,
+                           check_plot_path, removed_if_unwritable, sigterm_interrupts, user_errors_exit_2)
 from dlcli.errors import UserError
 from dlcli.layout import Status
 
@@ -71,8 +71,14 @@ def _resume(run_dir: Path) -> None:
     if not (run_dir / CONFIG).is_file():
         raise UserError(f"--resume {run_dir}: not a run directory (no {CONFIG})")
     experiment = load_experiment(run_dir / CONFIG)
-    with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, sigterm_interrupts():
-        result = resume(run_dir, on_epoch, on_note=print_note)
+    try:
+        with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, sigterm_interrupts():
+            result = resume(run_dir, on_epoch, on_note=print_note)
+    except OSError as error:
+        if error.errno not in WRITE_FAILURES:
+            raise
+        raise UserError(f"--resume {run_dir}: cannot write there: {error.strerror or error}; its last checkpoint "
+                        "is kept: free some space and resume again") from None
     _report(result)
 
 

@@ -229,6 +229,17 @@ def test_sweep_force_trains_points_the_memory_check_refuses(tmp_path, monkeypatc
     assert {row["status"] for row in read_csv_rows(out / "tiny" / "runs.csv")[1]} == {"completed"}
 
 
+def test_bias_variance_force_trains_runs_the_memory_check_refuses(tmp_path, monkeypatch):
+    import dlcli.components.memory as memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)
+    config, out = write_yaml(tmp_path, tiny_config(train={"epochs": 1})), tmp_path / "out"
+    lines = user_error(invoke("bias-variance", config, "--trials", "2", "--out", out), out)
+    line_with(lines, "1000 bytes free", "--force")
+    succeeded(invoke("bias-variance", config, "--trials", "2", "--out", out, "--force"))
+    assert (out / "tiny" / "bias_variance.csv").is_file()
+
+
 # ---- an output folder that cannot be written ------------------------------------------------------------
 
 
@@ -303,3 +314,22 @@ def test_a_disk_that_fills_during_a_sweep_keeps_the_points_it_finished(tmp_path,
     monkeypatch.setattr(os, "fsync", real_fsync)  # space again: the same command finishes the sweep
     assert "1 already done, skipped" in succeeded(invoke(*args))
     assert {row["status"] for row in read_csv_rows(out / "tiny" / "runs.csv")[1]} == {"completed"}
+
+
+def test_resume_on_a_full_disk_is_one_line_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    from dlcli.config.load import experiment_from_dict
+    from dlcli.engine.loop import train
+
+    def interrupt(row):
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    stopped = train(experiment_from_dict(tiny_config(train={"epochs": 6, "checkpoint_every": 2})), tmp_path,
+                    on_epoch=interrupt)
+    checkpoint = (stopped.run_dir / "checkpoint.pt").read_bytes()
+    monkeypatch.setattr(os, "fsync", no_space)
+    result = invoke("train", "--resume", stopped.run_dir)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "resume again" in lines[0], lines
+    assert (stopped.run_dir / "checkpoint.pt").read_bytes() == checkpoint
