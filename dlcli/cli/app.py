@@ -3,12 +3,8 @@ checks of common options."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import os
-import shutil
 import signal
-import socket
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn
 
@@ -27,7 +23,6 @@ app = typer.Typer(
 )
 
 EXIT_USER_ERROR = 2
-WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 EXIT_RUN_FAILED = 1  # diverged
 EXIT_INTERRUPTED = 130  # as a shell reports Ctrl-C
 
@@ -78,51 +73,3 @@ def exit_interrupted(label: str) -> NoReturn:
 
     console.print(f"[yellow]{label}:[/] run the same command again to resume")
     raise typer.Exit(EXIT_INTERRUPTED)
-
-
-@contextlib.contextmanager
-def removed_if_unwritable(out: Path, name: str) -> Iterator[None]:
-    """Around a command that writes OUT/<name>/: when a write fails for want of space or permission,
-    remove the unfinished runs this command started there, and the folders it created if nothing is
-    left in them (runs finished before the failure, and earlier runs, stay), and raise a one-line
-    `UserError` naming --out."""
-    folder = Path(out) / name
-    created = [path for path in (folder, *folder.parents) if not path.exists()]  # innermost first
-    before = set(folder.iterdir()) if folder.is_dir() else set()
-    try:
-        yield
-    except OSError as error:
-        if error.errno not in WRITE_FAILURES:
-            raise
-        made = set(folder.iterdir()) - before if folder.is_dir() else set()
-        _remove_unfinished(made)
-        for path in created:
-            with contextlib.suppress(OSError):
-                path.rmdir()  # only when empty
-        where = f" ({error.filename})" if error.filename else ""
-        raise UserError(f"--out {out}: cannot write there: {error.strerror or error}{where}; the unfinished runs "
-                        "were removed (free some space, or choose a writable --out)") from None
-
-
-def _remove_unfinished(made: set[Path]) -> None:
-    """What a command made in OUT/<name>/, but the runs it finished (and, beside them, a sweep's own
-    files), and a run folder that another process is writing (its summary names that process)."""
-    from dlcli.layout import finished_summary
-
-    finished = {path for path in made if finished_summary(path) is not None}
-    for path in made - finished:
-        if path.is_file() and not finished:
-            path.unlink(missing_ok=True)
-        elif path.is_dir() and _written_here(path):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _written_here(run_dir: Path) -> bool:
-    """Whether this process writes the run: its summary names it (or there is none: it never started)."""
-    from dlcli.layout import read_summary
-
-    try:
-        summary = read_summary(run_dir)
-    except (OSError, ValueError):
-        return True
-    return summary.get("pid", os.getpid()) == os.getpid() and summary.get("host") in (None, socket.gethostname())

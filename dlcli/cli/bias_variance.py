@@ -6,8 +6,9 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, exit_interrupted, removed_if_unwritable,
+from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, exit_interrupted,
                            sigterm_interrupts, user_errors_exit_2)
+from dlcli.components.write_failures import removed_if_unwritable
 
 
 @app.command("bias-variance")

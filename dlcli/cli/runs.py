@@ -7,8 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, TAG_HELP, WRITE_FAILURES, app,
-                           check_plot_path, removed_if_unwritable, sigterm_interrupts, user_errors_exit_2)
+from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, TAG_HELP, app,
+                           check_plot_path, sigterm_interrupts, user_errors_exit_2)
+from dlcli.components.write_failures import WRITE_FAILURES, removed_if_unwritable
 from dlcli.errors import UserError
 from dlcli.layout import Status
 
