@@ -26,6 +26,7 @@ from dlcli.components.early_stopping import EarlyStopper
 from dlcli.components.environment import config_repository, environment
 from dlcli.components.models import parameter_count
 from dlcli.components.prepare import Prepared
+from dlcli.components.schedules import measured_epochs
 from dlcli.config.flat import config_hash, flat_config, to_yaml
 from dlcli.config.schema import Experiment
 from dlcli.layout import Status
@@ -84,7 +85,8 @@ class RunLog:
         if checkpoint is None or not (run_dir / layout.METRICS).is_file():
             return None
         logged = [row["epoch"] for row in read_rows(run_dir / layout.METRICS)]
-        if logged[: checkpoint["epoch"] + 1] != list(range(checkpoint["epoch"] + 1)):
+        measured = measured_epochs(prepared.experiment.train, checkpoint["epoch"])
+        if logged[: len(measured)] != measured:
             return None
         return cls(prepared, run_dir, checkpoint), checkpoint
 
@@ -109,18 +111,17 @@ class RunLog:
     def logs_steps(self) -> bool:
         return self._steps is not None
 
-    def record(self, row: dict[str, Any] | None, state: ModelState) -> None:
-        """Log an epoch's metrics row (None: its losses were not finite), or end the run: diverged, or
-        stopped early."""
-        if row is None:
-            epoch = len(self._rows)
-            self._end(Status.DIVERGED, _divergence_message(epoch, self.experiment))
-            return
+    def record(self, row: dict[str, Any], state: ModelState) -> None:
+        """Log a measured epoch's metrics row, and end the run if it should stop early."""
         self._metrics.append(row)
         self._rows.append(row)
         self._last_state = state
         if self._stopper.should_stop(row, state):
             self._end(Status.EARLY_STOPPED, self._stopper.message(row["epoch"]))
+
+    def diverge(self, epoch: int) -> None:
+        """End the run: its losses were not finite in this epoch (0: at initialization)."""
+        self._end(Status.DIVERGED, _divergence_message(epoch, self.experiment))
 
     def record_steps(self, rows: list[dict[str, Any]]) -> None:
         if self._steps is not None:
@@ -129,7 +130,7 @@ class RunLog:
     def interrupt(self) -> None:
         """Ctrl-C: the run ends here, its finished epochs kept."""
         if not self.ended:
-            self._end(Status.INTERRUPTED, f"interrupted after {max(len(self._rows) - 1, 0)} completed epochs")
+            self._end(Status.INTERRUPTED, f"interrupted after {self._rows[-1]['epoch'] if self._rows else 0} completed epochs")
 
     def finish(self, seconds: float) -> dict[str, Any]:
         """Write the weights (the best epoch's, when early stopping restores them) and the summary."""

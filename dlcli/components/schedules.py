@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dlcli.config.schema import BatchSchedule, OptimConfig
+from dlcli.config.schema import BatchSchedule, OptimConfig, TrainConfig
 
 
 def batch_size_at(optim: OptimConfig, epoch: int, n: int) -> int:
@@ -177,3 +177,14 @@ def _scaling(optim: OptimConfig, batch_size: int) -> float:
     if optim.lr_scaling.rule == "linear":
         return batch_size / optim.lr_scaling.base_batch_size
     return 1.0
+
+
+def measured(train: TrainConfig, epoch: int) -> bool:
+    """Whether the loop measures and logs this epoch: epoch 0, every `eval_every`-th and the last."""
+    return epoch % train.eval_every == 0 or epoch == train.epochs
+
+
+def measured_epochs(train: TrainConfig, last: int) -> list[int]:
+    """The epochs from 0 to `last` that the loop measures, in order."""
+    epochs = list(range(0, last + 1, train.eval_every))
+    return epochs + [train.epochs] if train.epochs <= last and epochs[-1] != train.epochs else epochs

@@ -203,6 +203,14 @@ class RegularizationConfig(Section):
 class TrainConfig(Section):
     epochs: Annotated[Integer, Field(
         ge=0, description="passes over the training set (epoch 0 is logged before training)")] = 20
+    eval_every: Annotated[Integer, Field(
+        ge=1, description="measure loss and error on every split and log a metrics row every N epochs (epoch 0 and "
+                          "the last always): a large test set measured every epoch must not dominate a run; early "
+                          "stopping then looks at the measured epochs")] = 1
+    eval_train_subset: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="measure the training set's loss and error on a fixed seeded random subset of this many "
+                          "samples (`null`: all of it); the last epoch measures all of it, so the final train error "
+                          "is exact")
     log_steps: Annotated[bool, Field(
         description="also write `steps.csv`: one row per update (step, epoch, batch_size, lr, batch_loss, "
                     "seconds)")] = False

@@ -7,6 +7,7 @@ others go on.
 """
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from dlcli.config.flat import config_hash
 from dlcli.config.schema import Experiment
 from dlcli.config.load import load_experiment
 from dlcli.engine.augment import augment_stream, make_augment
-from dlcli.engine.batches import select_data, stack_data
+from dlcli.engine.batches import gather, select_data, stack_data
 from dlcli.engine.checkpoint import CheckpointClock, restore
 from dlcli.engine.epoch import EpochUpdates, Member, measure, train_epoch
 from dlcli.engine.grouping import build_models
@@ -34,6 +35,7 @@ from dlcli.engine.interface import Trainable
 from dlcli.errors import UserError
 from dlcli.layout import Status
 
+SUBSET_STREAM = 5  # seed offset of the generator that picks the training subset measured each epoch
 OnEpoch = Callable[[dict[str, float]], None]  # hears each epoch's metrics row as it is logged
 
 
@@ -146,7 +148,10 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
                 step += len(updates.batch_sizes)
                 for member, lrs in zip(members, updates.lrs):
                     member.lr = lrs[-1]
-            _record(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
+            if schedules.measured(lead.train, epoch):
+                _record(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
+            else:
+                _check_finite(members, updates, epoch)
             members, data = _drop_finished(models, members, data, time.perf_counter() - started)
             if not members:
                 break
@@ -181,13 +186,35 @@ def _record(models: Trainable, data: dict[str, Tensor], members: list[Member], p
             updates: EpochUpdates | None, started: float, on_epoch: OnEpoch) -> None:
     """Measure every model and log its epoch (one read-back, one snapshot for all of them)."""
     sums = updates.batch_losses.sum(0) if updates else None
-    measured, snapshot = measure(models, data, members[0].experiment.loss, sums), models.snapshot()
+    measured_data = _train_subset(data, members) if position["epoch"] < members[0].experiment.train.epochs else data
+    measured, snapshot = measure(models, measured_data, members[0].experiment.loss, sums), models.snapshot()
     for m, (member, values) in enumerate(zip(members, measured)):
-        row = None if values is None else {**position, "lr": member.lr, **values,
-                                           "seconds": time.perf_counter() - started}
+        if values is None:
+            member.log.diverge(position["epoch"])
+            continue
+        row = {**position, "lr": member.lr, **values, "seconds": time.perf_counter() - started}
         member.log.record(row, ModelState(snapshot, m))
-        if row is not None:
-            on_epoch(row)
+        on_epoch(row)
+
+
+def _check_finite(members: list[Member], updates: EpochUpdates, epoch: int) -> None:
+    """An epoch that is not measured still ends the runs whose batch losses were not finite."""
+    for member, total in zip(members, updates.batch_losses.sum(0).tolist()):
+        if not math.isfinite(total):
+            member.log.diverge(epoch)
+
+
+def _train_subset(data: dict[str, Tensor], members: list[Member]) -> dict[str, Tensor]:
+    """The splits with each model's training set cut to its fixed random subset (`train.eval_train_subset`):
+    the same samples every epoch, drawn from the model's own seed, so alone or stacked it measures the same."""
+    size, n = members[0].experiment.train.eval_train_subset, data["x_train"].shape[1]
+    if size is None or size >= n:
+        return data
+    device = data["x_train"].device
+    chosen = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(m.experiment.seed + SUBSET_STREAM))
+                          [:size] for m in members]).to(device)
+    rows = torch.arange(len(members), device=device).unsqueeze(1)
+    return {**data, "x_train": gather(data["x_train"], rows, chosen), "y_train": gather(data["y_train"], rows, chosen)}
 
 
 def _log_steps(members: list[Member], updates: EpochUpdates, epoch: int, first_step: int, started: float) -> None:

@@ -1,0 +1,102 @@
+"""What measuring costs: `train.eval_every` measures every N-th epoch (0 and the last always) and
+`train.eval_train_subset` scores the training set on a fixed subset. Neither changes the training."""
+from __future__ import annotations
+
+import csv
+import math
+
+import pandas as pd
+import torch
+
+from conftest import assert_same_sweep, invoke, succeeded, tiny_config, write_yaml
+from dlcli.config.load import experiment_from_dict
+from dlcli.engine.loop import resume, train
+from dlcli.layout import Status
+
+
+def metrics(run_dir) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns="seconds")
+
+
+def weights(run_dir) -> dict:
+    return torch.load(run_dir / "model.pt", weights_only=True)
+
+
+def config_with(**train) -> dict:
+    config = tiny_config(model={"name": "mlp", "hidden": [16], "dropout": 0.2},
+                         optim={"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 16},
+                         train={"epochs": 7, **train})
+    config["data"]["n_train"] = 200
+    return config
+
+
+def test_eval_every_logs_the_measured_epochs_and_trains_the_same_model(tmp_path):
+    every = train(experiment_from_dict(config_with()), tmp_path / "every")
+    sparse = train(experiment_from_dict(config_with(eval_every=3)), tmp_path / "sparse")
+    logged = metrics(sparse.run_dir)
+    assert logged["epoch"].tolist() == [0, 3, 6, 7]  # every third, and the last
+    assert logged["step"].tolist() == [0, 39, 78, 91]  # 13 updates an epoch: training went on between
+    full = metrics(every.run_dir).set_index("epoch").loc[[0, 3, 6, 7]].reset_index()
+    pd.testing.assert_frame_equal(logged, full)  # measuring draws no random numbers: the same path
+    assert all(torch.equal(weights(sparse.run_dir)[key], value) for key, value in weights(every.run_dir).items())
+    assert sparse.summary["epochs_run"] == 7 and sparse.summary["test_error"] == every.summary["test_error"]
+
+
+def test_eval_train_subset_scores_a_fixed_subset_and_the_last_epoch_all_of_it(tmp_path):
+    whole = train(experiment_from_dict(config_with()), tmp_path / "whole")
+    subset = train(experiment_from_dict(config_with(eval_train_subset=40)), tmp_path / "subset")
+    measured, reference = metrics(subset.run_dir), metrics(whole.run_dir)
+    for column in ("test_loss", "test_error", "weight_norm"):
+        assert measured[column].tolist() == reference[column].tolist()
+    errors = measured["train_error"].iloc[:-1]
+    assert all(math.isclose(error * 40, round(error * 40), abs_tol=1e-6) for error in errors)  # k of 40
+    assert errors.tolist() != reference["train_error"].iloc[:-1].tolist()  # a subset, not the whole set
+    assert measured.iloc[-1].equals(reference.iloc[-1])  # the final train error is exact
+    assert subset.summary["train_error"] == whole.summary["train_error"]
+
+
+def test_a_stacked_sweep_measures_what_one_by_one_runs_measure(tmp_path):
+    config = write_yaml(tmp_path, config_with(eval_every=2, eval_train_subset=50))
+    grid = ["--grid", "optim.lr=0.05,0.1", "--grid", "seed=0,1"]
+    stacked = succeeded(invoke("sweep", config, *grid, "--out", tmp_path / "stacked"))
+    assert "vectorized: 4 points train as 1 stacked model" in stacked
+    succeeded(invoke("sweep", config, *grid, "--no-vectorize", "--out", tmp_path / "alone"))
+    assert_same_sweep(tmp_path / "alone" / "tiny", tmp_path / "stacked" / "tiny")
+
+
+def test_a_run_that_diverges_between_measured_epochs_ends_there(tmp_path):
+    config = config_with(eval_every=4)
+    config["optim"] = {"name": "sgd", "lr": 1e6, "momentum": 0.9, "batch_size": 16}
+    config["model"] = {"name": "mlp", "hidden": [64, 64]}
+    result = train(experiment_from_dict(config), tmp_path)
+    assert result.status == Status.DIVERGED
+    diverged_in = int(result.summary["message"].split("in epoch ")[1].split()[0])
+    assert 1 <= diverged_in <= 3  # not a measured epoch: the batch losses caught it
+    assert metrics(result.run_dir)["epoch"].tolist() == [0]  # the epochs measured before are kept
+
+
+def test_a_run_measured_every_third_epoch_resumes_to_the_uninterrupted_run(tmp_path):
+    experiment = experiment_from_dict(config_with(eval_every=3, checkpoint_every=2))
+
+    def interrupt(row):
+        if row["epoch"] == 6:
+            raise KeyboardInterrupt
+
+    stopped = train(experiment, tmp_path / "stopped", on_epoch=interrupt)
+    assert stopped.status == Status.INTERRUPTED  # its checkpoint is from epoch 4, a measured epoch is 3
+    resumed = resume(stopped.run_dir)
+    whole = train(experiment, tmp_path / "whole")
+    assert resumed.status == Status.COMPLETED
+    pd.testing.assert_frame_equal(metrics(resumed.run_dir), metrics(whole.run_dir))
+    assert all(torch.equal(weights(resumed.run_dir)[key], value) for key, value in weights(whole.run_dir).items())
+
+
+def test_compare_draws_curves_measured_every_few_epochs(tmp_path):
+    config = write_yaml(tmp_path, config_with(eval_every=3))
+    succeeded(invoke("sweep", config, "--grid", "optim.lr=0.05,0.1", "--out", tmp_path / "out"))
+    figure = tmp_path / "curves.png"
+    output = succeeded(invoke("compare", tmp_path / "out" / "tiny", "--curves", "--format", "csv"))
+    rows = list(csv.DictReader(output.splitlines()))
+    assert sorted({int(row["epoch"]) for row in rows}) == [0, 3, 6, 7]
+    succeeded(invoke("compare", tmp_path / "out" / "tiny", "--curves", "--plot", figure))
+    assert figure.stat().st_size > 0
