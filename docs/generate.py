@@ -139,6 +139,8 @@ def _param_label(param: Any) -> str:
 def _param_type(hint: Any, info: Any) -> str:
     """From the function's annotation: `Optional[List[str]]` is text, repeatable; bounds from min / max."""
     hint = _without_none(hint)
+    if typing.get_origin(hint) is tuple:  # several values after one option: `--to tensorboard DIR`
+        return " ".join(PYTHON_TYPES.get(arg, getattr(arg, "__name__", str(arg))) for arg in typing.get_args(hint))
     repeatable = typing.get_origin(hint) is list
     element = typing.get_args(hint)[0] if repeatable else hint
     text = "flag" if element is bool else PYTHON_TYPES.get(element, getattr(element, "__name__", str(element)))

@@ -7,7 +7,7 @@ this order in --help. torch is imported inside the commands that train, so `dlcl
 """
 from __future__ import annotations
 
-from dlcli.cli import runs, sweeps, compare, bias_variance, loss, manage  # noqa: F401, I001
+from dlcli.cli import runs, sweeps, compare, bias_variance, loss, manage, report, export  # noqa: F401, I001
 from dlcli.cli.app import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,125 @@
+"""`dlcli export --to mlflow URI`: one MLflow experiment per sweep (the folder the runs lie in), one
+MLflow run per dlcli run with the flattened config as params, every per-epoch metric with its epoch as
+the step, tags (status, run id, path, the run's own tags) and the run folder's files as artifacts.
+
+A run already exported is found by its `dlcli.run_id` tag: left as it is when it has not changed
+since (same status, epochs and start), else replaced, so exporting twice adds nothing. Any tracking
+URI works; a `sqlite:///PATH` store keeps its artifacts in an `mlartifacts` folder beside the file.
+Then: `mlflow ui --backend-store-uri URI`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dlcli.errors import UserError
+from dlcli.export.runs import epoch_scalars, experiment_name, run_params
+from dlcli.layout import SUCCEEDED, Status
+
+RUN_ID_TAG = "dlcli.run_id"
+VERSION_TAG = "dlcli.version"  # what the export saw: status, epochs, start; a change means export again
+TERMINAL = {Status.DIVERGED: "FAILED", Status.FAILED: "FAILED", Status.INTERRUPTED: "KILLED"}
+BATCH = 500  # metrics per log_batch call (MLflow takes at most 1000 entities at once)
+
+
+@dataclass
+class MlflowExport:
+    created: list[str] = field(default_factory=list)  # dlcli run ids exported for the first time
+    replaced: list[str] = field(default_factory=list)  # changed since their last export
+    unchanged: list[str] = field(default_factory=list)
+    experiments: dict[str, str] = field(default_factory=dict)  # name -> MLflow experiment id
+
+
+def export_mlflow(frame: pd.DataFrame, uri: str) -> MlflowExport:
+    """Export every run of `frame` (compare.load_runs' rows) into the tracking store at `uri`."""
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise UserError("exporting to MLflow needs mlflow: pip install 'dlcli[mlflow]'") from None
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # the store's migrations log every step
+    client, result = MlflowClient(tracking_uri=uri), MlflowExport()
+    for name, runs in frame.groupby(frame["path"].map(experiment_name), sort=False):
+        experiment_id = experiment_for(client, name, uri)
+        result.experiments[name] = experiment_id
+        exported = exported_runs(client, experiment_id)
+        for _, run in runs.iterrows():
+            run_id, version = str(run["run_id"]), version_of(run)
+            previous = exported.get(run_id)
+            if previous is not None and previous.data.tags.get(VERSION_TAG) == version:
+                result.unchanged.append(run_id)
+                continue
+            if previous is not None:
+                client.delete_run(previous.info.run_id)
+            log_run(client, experiment_id, run, version)
+            (result.replaced if previous is not None else result.created).append(run_id)
+    return result
+
+
+def experiment_for(client: Any, name: str, uri: str) -> str:
+    """The experiment named after the sweep, created on first use (a deleted one is restored)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=artifact_location(uri, name))
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def artifact_location(uri: str, name: str) -> str | None:
+    """For a sqlite:///PATH store, PATH's folder/mlartifacts/NAME; otherwise the server decides."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts" / name).as_uri()
+
+
+def exported_runs(client: Any, experiment_id: str) -> dict[str, Any]:
+    """The experiment's live MLflow runs by their dlcli run id."""
+    found, token = {}, None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
+        found |= {run.data.tags[RUN_ID_TAG]: run for run in page if RUN_ID_TAG in run.data.tags}
+        token = page.token
+        if not token:
+            return found
+
+
+def version_of(run: pd.Series) -> str:
+    return f"{run['status']} {run.get('epochs_run')} {run.get('started')}"
+
+
+def log_run(client: Any, experiment_id: str, run: pd.Series, version: str) -> None:
+    """One MLflow run: params, per-epoch metrics, tags, the folder's files, and how it ended."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    start = _milliseconds(run.get("started"))
+    tags = {RUN_ID_TAG: str(run["run_id"]), VERSION_TAG: version, "dlcli.status": str(run["status"]),
+            "dlcli.path": str(Path(run["path"]).resolve())}
+    tags |= {key: str(value) for key, value in run.items() if key.startswith("tag.") and value == value
+             and value is not None}
+    created = client.create_run(experiment_id, start_time=start, tags=tags, run_name=str(run["run_id"]))
+    mlflow_id = created.info.run_id
+    params = [Param(key, str(value)) for key, value in run_params(run).items()]
+    for begin in range(0, len(params), 100):  # MLflow takes at most 100 params at once
+        client.log_batch(mlflow_id, params=params[begin: begin + 100])
+    metrics = [Metric(name, value, start or 0, epoch) for epoch, scalars in epoch_scalars(run["path"])
+               for name, value in scalars.items()]
+    for begin in range(0, len(metrics), BATCH):
+        client.log_batch(mlflow_id, metrics=metrics[begin: begin + BATCH])
+    client.log_artifacts(mlflow_id, str(run["path"]))
+    if run["status"] in SUCCEEDED:
+        client.set_terminated(mlflow_id, "FINISHED")
+    elif run["status"] in TERMINAL:
+        client.set_terminated(mlflow_id, TERMINAL[run["status"]])
+
+
+def _milliseconds(started: Any) -> int | None:
+    try:
+        return int(datetime.fromisoformat(str(started)).timestamp() * 1000)
+    except ValueError:
+        return None

@@ -1,0 +1,62 @@
+"""What both exporters read from a run folder: its per-epoch metrics under their exported names, its
+flattened config, and the keys that differ between the runs exported."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dlcli import layout
+from dlcli.analysis import compare
+
+# metrics.csv column -> the scalar's name in TensorBoard and MLflow (train/test/val side by side)
+SCALARS = {"train_loss": "train/loss", "train_error": "train/error", "test_loss": "test/loss",
+           "test_error": "test/error", "val_loss": "val/loss", "val_error": "val/error", "lr": "lr",
+           "weight_norm": "weight_norm"}
+FINAL_METRICS = ["train/error", "test/error", "train/loss", "test/loss"]  # the hparams table's columns
+
+
+def select_runs(paths: list[str | Path], where: list[str] | None = None) -> pd.DataFrame:
+    """The runs at or below `paths` where every --where expression holds (as dlcli compare reads them)."""
+    from dlcli.errors import UserError
+
+    frame = compare.where(compare.load_runs(paths), list(where or []))
+    if frame.empty:
+        raise UserError("--where: no run matches")
+    return frame
+
+
+def epoch_scalars(run_dir: str | Path) -> list[tuple[int, dict[str, float]]]:
+    """(epoch, {exported name: value}) per row of metrics.csv; a run without one has none."""
+    if not (Path(run_dir) / layout.METRICS).is_file():
+        return []
+    rows = []
+    for row in layout.read_metrics(Path(run_dir)):
+        rows.append((int(row["epoch"]), {name: row[column] for column, name in SCALARS.items() if column in row}))
+    return rows
+
+
+def run_params(run: pd.Series) -> dict[str, Any]:
+    """A run's flattened config (a row of compare.load_runs): its dotted keys, with lists and
+    mappings as one text each, as `dlcli compare` shows them."""
+    own = compare.run_config(Path(run["path"]), layout.read_summary(Path(run["path"])))
+    return {key: param_value(run[key]) for key in own if key in run.index}
+
+
+def param_value(value: Any) -> str | int | float | bool:
+    """A config value as a hyperparameter: numbers and booleans as they are, None as `null`."""
+    value = value.item() if hasattr(value, "item") else value
+    if value is None or (isinstance(value, float) and value != value):  # NaN: the key unset in this run
+        return "null"
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def swept_keys(frame: pd.DataFrame) -> list[str]:
+    """The config keys that differ between the exported runs (seed included)."""
+    return compare.varying_keys(frame)[0]
+
+
+def experiment_name(run_dir: str | Path) -> str:
+    """A run's sweep (or, for a single run, its experiment name): the folder it lies in."""
+    return Path(run_dir).resolve().parent.name

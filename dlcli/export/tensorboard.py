@@ -1,0 +1,59 @@
+"""`dlcli export --to tensorboard DIR`: one event folder per run, DIR/<sweep>/<run id>, with the
+per-epoch scalars (train/test/val loss and error, lr, weight norm; the step is the epoch) and the
+HParams plugin's session data: the keys that differ between the exported runs against the final
+metrics. Exporting again rewrites each run's folder, so nothing is duplicated. Then:
+`tensorboard --logdir DIR`.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dlcli.errors import UserError
+from dlcli.export.runs import FINAL_METRICS, epoch_scalars, experiment_name, param_value, swept_keys
+
+
+def export_tensorboard(frame: pd.DataFrame, log_dir: str | Path) -> list[Path]:
+    """Write every run of `frame` (compare.load_runs' rows) under `log_dir`; returns the event folders."""
+    log_dir = Path(log_dir)
+    if log_dir.exists() and not log_dir.is_dir():
+        raise UserError(f"--to tensorboard {log_dir}: is a file, expected a folder")
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams
+    except ImportError:
+        raise UserError("exporting to TensorBoard needs tensorboard: pip install 'dlcli[tensorboard]'") from None
+    keys = swept_keys(frame) or [key for key in frame.columns if key == "seed"]
+    domains = discrete_domains(frame, keys)
+    written = []
+    for _, run in frame.iterrows():
+        folder = log_dir / experiment_name(run["path"]) / str(run["run_id"])
+        if folder.exists():
+            shutil.rmtree(folder)  # the run's previous export: replaced, not added to
+        writer = SummaryWriter(log_dir=str(folder))
+        try:
+            for epoch, scalars in epoch_scalars(run["path"]):
+                for name, value in scalars.items():
+                    writer.add_scalar(name, value, epoch)
+            values = {key: str(param_value(run[key])) if key in domains else param_value(run[key]) for key in keys}
+            for summary in hparams(values, {name: 0.0 for name in FINAL_METRICS},
+                                   {key: domain for key, domain in domains.items() if key in values}):
+                writer.file_writer.add_summary(summary)
+        finally:
+            writer.close()
+        written.append(folder)
+    return written
+
+
+def discrete_domains(frame: pd.DataFrame, keys: list[str]) -> dict[str, list[Any]]:
+    """The values (as text) a key takes among the runs when one is not a number (`full`, `relu`, a
+    list): the HParams plugin lists them as choices."""
+    domains = {}
+    for key in keys:
+        values = [param_value(value) for value in frame[key]]
+        if any(isinstance(value, (str, bool)) for value in values):
+            domains[key] = sorted({str(value) for value in values})
+    return domains

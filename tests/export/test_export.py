@@ -1,0 +1,131 @@
+"""dlcli export: TensorBoard event folders and an MLflow store hold the runs' CSV numbers at their
+epochs, the swept keys as hyperparameters, and a second export adds nothing."""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import invoke, read_csv_rows, succeeded, text, tiny_config, write_yaml
+
+LRS = [0.05, 0.2, 1000000.0]  # the last diverges
+SEEDS = 2
+SCALAR_COLUMNS = {"train/loss": "train_loss", "train/error": "train_error", "test/loss": "test_loss",
+                  "test/error": "test_error", "val/loss": "val_loss", "val/error": "val_error", "lr": "lr",
+                  "weight_norm": "weight_norm"}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """3 learning rates × 2 seeds, a validation split: (sweep folder, runs.csv rows)."""
+    folder = tmp_path_factory.mktemp("export")
+    config = write_yaml(folder, tiny_config(name="grid", train={"epochs": 3, "val_fraction": 0.2}))
+    succeeded(invoke("sweep", config, "--grid", f"optim.lr={','.join(map(str, LRS))}", "--seeds", SEEDS,
+                     "--out", folder / "out"))
+    _, rows = read_csv_rows(folder / "out" / "grid" / "runs.csv")
+    assert len(rows) == len(LRS) * SEEDS and sum(row["status"] == "diverged" for row in rows) == SEEDS
+    return folder / "out" / "grid", rows
+
+
+def csv_metrics(run_dir) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "metrics.csv")
+
+
+def same(stored: float, written: float, float32: bool) -> bool:
+    expected = float(np.float32(written)) if float32 else written
+    return (math.isnan(stored) and math.isnan(expected)) or stored == expected
+
+
+def test_tensorboard_holds_every_csv_value_at_its_epoch_and_the_swept_keys(sweep, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    sweep_dir, rows = sweep
+    for _ in range(2):  # the second export rewrites each run's folder
+        stdout = succeeded(invoke("export", sweep_dir, "--to", "tensorboard", tmp_path / "tb"))
+    assert f"tensorboard --logdir {tmp_path / 'tb'}" in " ".join(stdout.split())
+    folders = sorted((tmp_path / "tb" / "grid").iterdir())
+    assert [folder.name for folder in folders] == sorted(row["run_id"] for row in rows)
+    for folder in folders:
+        assert len(list(folder.iterdir())) == 1, list(folder.iterdir())  # one event file: nothing duplicated
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        metrics = csv_metrics(sweep_dir / folder.name)
+        assert set(events.Tags()["scalars"]) == set(SCALAR_COLUMNS)
+        for tag, column in SCALAR_COLUMNS.items():
+            scalars = events.Scalars(tag)
+            assert [scalar.step for scalar in scalars] == metrics["epoch"].tolist()
+            assert all(same(scalar.value, value, float32=True) for scalar, value in zip(scalars, metrics[column])), tag
+        content = events.PluginTagToContent("hparams")[metadata.SESSION_START_INFO_TAG]
+        hparams = metadata.parse_session_start_info_plugin_data(content).hparams
+        assert set(hparams) == {"optim.lr", "seed"}  # the swept keys, nothing constant
+        row = next(row for row in rows if row["run_id"] == folder.name)
+        assert hparams["optim.lr"].number_value == float(row["optim.lr"])
+
+
+def test_where_selects_the_runs_exported(sweep, tmp_path):
+    sweep_dir, rows = sweep
+    succeeded(invoke("export", sweep_dir, "--to", "tensorboard", tmp_path / "tb", "--where", "status==diverged"))
+    assert {folder.name for folder in (tmp_path / "tb" / "grid").iterdir()} == \
+        {row["run_id"] for row in rows if row["status"] == "diverged"}
+
+
+@pytest.fixture
+def tracking(tmp_path):
+    """A local sqlite store; mlflow's default tracking URI put back afterwards."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(previous)
+
+
+def test_mlflow_holds_one_run_per_run_with_the_csv_metrics_and_a_second_export_adds_nothing(sweep, tracking):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    sweep_dir, rows = sweep
+    first = " ".join(succeeded(invoke("export", sweep_dir, "--to", "mlflow", tracking)).split())
+    assert f"{len(rows)} runs exported" in first and f"mlflow ui --backend-store-uri {tracking}" in first
+    second = " ".join(succeeded(invoke("export", sweep_dir, "--to", "mlflow", tracking)).split())
+    assert "0 runs exported" in second and f"{len(rows)} unchanged" in second
+    found = mlflow.search_runs(experiment_names=["grid"])
+    assert sorted(found["tags.dlcli.run_id"]) == sorted(row["run_id"] for row in rows)  # one row per run
+    client = MlflowClient(tracking)
+    for _, run in found.iterrows():
+        row = next(row for row in rows if row["run_id"] == run["tags.dlcli.run_id"])
+        metrics = csv_metrics(sweep_dir / row["run_id"])
+        assert run["tags.dlcli.status"] == row["status"]
+        assert run["status"] == ("FAILED" if row["status"] == "diverged" else "FINISHED")
+        assert float(run["params.optim.lr"]) == float(row["optim.lr"])
+        assert run["params.data.name"] == "gaussians"
+        for name, column in SCALAR_COLUMNS.items():
+            history = sorted(client.get_metric_history(run["run_id"], name), key=lambda metric: metric.step)
+            assert [metric.step for metric in history] == metrics["epoch"].tolist()
+            assert all(same(metric.value, value, float32=False) for metric, value in zip(history, metrics[column]))
+        artifacts = {artifact.path for artifact in client.list_artifacts(run["run_id"])}
+        assert {"metrics.csv", "summary.json", "config.yaml"} <= artifacts
+
+
+@pytest.mark.parametrize("target, module, extra", [("tensorboard", "torch.utils.tensorboard", "dlcli[tensorboard]"),
+                                                   ("mlflow", "mlflow.tracking", "dlcli[mlflow]")])
+def test_a_missing_extra_is_named_in_one_line(sweep, tmp_path, monkeypatch, target, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError
+    result = invoke("export", sweep[0], "--to", target, f"sqlite:///{tmp_path}/m.db" if target == "mlflow" else tmp_path)
+    assert result.exit_code == 2, result.output
+    lines = text(result.stderr).strip().splitlines()
+    assert len(lines) == 1 and extra in lines[0]
+
+
+def test_bad_input_is_one_line_and_exit_2(sweep, tmp_path):
+    (tmp_path / "file").write_text("")
+    for args in (["--to", "wandb", tmp_path / "x"], ["--to", "tensorboard", tmp_path / "file"],
+                 ["--to", "tensorboard", tmp_path / "tb", "--where", "optim.lr>1e9"]):
+        result = invoke("export", sweep[0], *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output and len(text(result.stderr).strip().splitlines()) == 1
