@@ -15,7 +15,8 @@ FORMATS = ("table", "csv", "markdown", "json")
 @app.command()
 @user_errors_exit_2
 def compare(
-    paths: List[Path] = typer.Argument(..., help="Runs, sweep directories or results roots.", show_default=False),
+    paths: List[Path] = typer.Argument(..., help="Runs, sweep directories or results roots; a search folder alone "
+                                  "shows its trials, the chosen one and the best so far.", show_default=False),
     sort: str = typer.Option("test_error", "--sort", help="Sort column; -COLUMN for descending."),
     where: Optional[List[str]] = typer.Option(None, "--where", help="Keep runs where COLUMN OP VALUE holds, "
                                               "e.g. optim.lr>=0.1 or status==completed (repeatable).",
@@ -51,6 +52,9 @@ def compare(
     check_plot_path(plot)
     if x not in ("epoch", "step", "seconds"):
         raise UserError(f"--x: unknown axis {x!r} (allowed: epoch, step, seconds)")
+    if len(paths) == 1 and pivot is None and not curves and patience is None and not where and _is_search(paths[0]):
+        _compare_search(paths[0], fmt, plot)  # a search folder: its trials in order, the chosen one, best so far
+        return
     frame = keep_where(load_runs(paths), list(where or []))
     if frame.empty:
         raise UserError("--where: no run matches")
@@ -164,6 +168,29 @@ def _compare_curves(frame, fmt: str, plot) -> None:
         from dlcli.report.figures import plot_curves
 
         plot_curves(curves, labels, frame, plot)
+        show.print_wrote(plot)
+
+
+def _is_search(path: Path) -> bool:
+    from dlcli.analysis.search import is_search
+
+    return is_search(path)
+
+
+def _compare_search(path: Path, fmt: str, plot) -> None:
+    from dlcli.analysis.search import search_table
+    from dlcli.report import compare as show
+    from dlcli.report.search import print_search_table
+
+    table, chosen, settings = search_table(path)
+    if fmt != "table":
+        show.print_formatted(table, fmt)
+    else:
+        print_search_table(table, chosen, settings)
+    if plot is not None:
+        from dlcli.report.figures import plot_best_so_far
+
+        plot_best_so_far(table, settings.get("metric", "val_error"), plot)
         show.print_wrote(plot)
 
 

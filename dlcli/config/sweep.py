@@ -2,7 +2,9 @@
 
 Axes come from the config's `sweep:` section and from the command line (which adds axes or replaces
 one of the same key). Values are YAML (`1,8,32,full`, `[64,64],[128,128]`) or generators:
-`range(a,b[,step])` and `log(a,b,n)` (n log-spaced values from a to b inclusive).
+`range(a,b[,step])` and `log(a,b,n)` (n log-spaced values from a to b inclusive). A search
+(`method: random | qmc | tpe`) samples its axes instead: `loguniform(a,b)`, `uniform(a,b)`,
+`intuniform(a,b)`, `choice(v1,v2,...)` or a list of values (see dlcli.config.search_space).
 """
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
 
 from dlcli.config.load import load_experiment, parse_value, read_yaml_mapping
 from dlcli.config.schema import Experiment
+from dlcli.config.search_space import grid_values, parse_distribution
 from dlcli.config.types import Integer, Section
 from dlcli.errors import UserError
 
@@ -30,6 +33,20 @@ class SweepSection(Section):
         description="dotted key → values, as in `grid`; these axes vary together (same number of values)")] = {}
     seeds: Annotated[Integer, Field(ge=1)] | None = Field(
         None, description="repeat every point with seeds 0..N-1 (`null`: the config's seed alone)")
+    method: Literal["grid", "random", "qmc", "tpe"] = Field(
+        "grid", description="`grid`: every point; or a search of `trials` points sampled from the `grid` axes "
+                            "(random, quasi-random Sobol, or TPE), chosen on the validation split")
+    trials: Annotated[Integer, Field(ge=1)] | None = Field(None, description="a search's number of trials")
+    sampler_seed: Integer = Field(0, description="a search's sampler seed (`--seed`): the same seed, the same trials")
+    batch: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="trials asked at once, trained as stacks where they share a shape (`null`: a full stack)")
+    prune: Literal["none", "asha"] = Field(
+        "none", description="`asha`: successive halving: at epochs min_epochs·eta^k the worst 1 − 1/eta of the "
+                            "trials stop, as `pruned`")
+    min_epochs: Annotated[Integer, Field(ge=1)] = Field(1, description="epochs before the first rung of `prune`")
+    eta: Annotated[Integer, Field(ge=2)] = Field(3, description="`prune`'s reduction factor: 1/eta go on at each rung")
+    metric: Literal["val_error", "val_loss"] = Field(
+        "val_error", description="what a search minimizes, on `train.val_fraction`'s held-out split")
 
 
 @dataclass
@@ -74,11 +91,11 @@ def load_sweep(config_path: str | Path, grid: list[str] = (), zipped: list[str] 
     """
     config_path = Path(config_path)
     section = read_sweep_section(config_path)
-    spec = SweepSpec(
-        grid={**_axes(section.grid, f"{config_path}: sweep.grid"), **_cli_axes(grid, "--grid")},
-        zip={**_axes(section.zip, f"{config_path}: sweep.zip"), **_cli_axes(zipped, "--zip")},
-        seeds=seeds or section.seeds,
-    )
+    grid_axes = {**section_axes(section.grid, f"{config_path}: sweep.grid"), **cli_axes(grid, "--grid")}
+    zip_axes = {**section_axes(section.zip, f"{config_path}: sweep.zip"), **cli_axes(zipped, "--zip")}
+    spec = SweepSpec(grid={key: grid_values(key, values) for key, values in grid_axes.items()},
+                     zip={key: grid_values(key, values) for key, values in zip_axes.items()},
+                     seeds=seeds or section.seeds)
     _check_spec(spec)
     points = spec.points()
     experiments, problems = [], {}
@@ -105,9 +122,14 @@ def point_problems(problems: dict[str, list[int]], total: int) -> list[str]:
 
 
 def parse_values(text: str) -> list[Any]:
-    """`1,8,full` -> [1, 8, 'full']; `range(0,10,5)` -> [0, 5]; `log(0.01,1,3)` -> [0.01, 0.1, 1.0]."""
+    """`1,8,full` -> [1, 8, 'full']; `range(0,10,5)` -> [0, 5]; `log(0.01,1,3)` -> [0.01, 0.1, 1.0];
+    `loguniform(1e-4,1)` -> [a distribution] (dlcli.config.search_space)."""
     values: list[Any] = []
     for piece in _split_top_level(text):
+        distribution = parse_distribution(piece)
+        if distribution is not None:
+            values.append(distribution)
+            continue
         generated = _generator(piece)
         if generated is not None:
             values += generated
@@ -173,7 +195,7 @@ def _split_top_level(text: str) -> list[str]:
     return [piece.strip() for piece in pieces if piece.strip()]
 
 
-def _cli_axes(items: list[str], option: str) -> dict[str, list[Any]]:
+def cli_axes(items: list[str], option: str) -> dict[str, list[Any]]:
     axes, problems = {}, []
     for item in items:
         key, equals, text = item.partition("=")
@@ -189,7 +211,7 @@ def _cli_axes(items: list[str], option: str) -> dict[str, list[Any]]:
     return axes
 
 
-def _axes(section: dict[str, Any], where: str) -> dict[str, list[Any]]:
+def section_axes(section: dict[str, Any], where: str) -> dict[str, list[Any]]:
     axes, problems = {}, []
     for key, values in section.items():
         try:

@@ -6,7 +6,7 @@ from typing import Any
 from rich.table import Table
 
 from dlcli.analysis.compare import axis_value, interpolation_threshold, sort_key, varying_keys
-from dlcli.layout import SUCCEEDED
+from dlcli.layout import SUCCEEDED, Status
 from dlcli.report.console import console
 from dlcli.report.text import label_of, number_text, short_names, value_text
 
@@ -37,7 +37,8 @@ def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) 
         cells.append(str(row["status"]))
         cells.append(str(row["n"]) if grouped else str(row["run_id"]))
         completed = row["status"] in SUCCEEDED
-        style = "bold green" if position == 0 and completed else ("red" if not completed else None)
+        style = "bold green" if position == 0 and completed else (
+            None if completed else "dim" if row["status"] == Status.PRUNED else "red")
         view.add_row(*cells, style=style)
     console.print(view)
 

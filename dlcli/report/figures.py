@@ -183,3 +183,27 @@ def plot_bias_variance(rows: list[dict[str, Any]], keys: list[str], path: Path) 
                         "zero_one": "0-1 error (not additive)"}[name])
         axes.legend(fontsize=7)
     _save(figure, path)
+
+
+def plot_best_so_far(table: pd.DataFrame, metric: str, path: Path) -> None:
+    """A search's best validation metric so far, against trials and against the epochs trained so far
+    (what pruning saves); each trial's own metric as a dot, pruned trials grey, the chosen one starred."""
+    plt = _pyplot()
+    figure, panels = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    pruned = table["status"] == "pruned"
+    for axes, x, label in ((panels[0], table["trial"] + 1, "trials"),
+                           (panels[1], table["epochs_total"], "epochs trained (all trials)")):
+        axes.step(x, table["best_so_far"], where="post", color="C0", label=f"best {metric} so far")
+        axes.plot(x[~pruned], table.loc[~pruned, metric], "o", color="C0", alpha=0.35, markersize=4,
+                  label="a trial trained to the end")
+        if pruned.any():
+            axes.plot(x[pruned], table.loc[pruned, metric], "o", color="grey", alpha=0.35, markersize=4,
+                      label=f"a pruned trial (its {metric} when stopped)")
+        chosen = table["best"]
+        axes.plot(x[chosen], table.loc[chosen, metric], "*", color="C3", markersize=14, label="the chosen trial")
+        axes.set_xlabel(label)
+    panels[0].set_ylabel(metric)
+    panels[0].set_title(f"best {metric} against trials")
+    panels[1].set_title(f"best {metric} against epochs trained")
+    panels[0].legend(fontsize=7)
+    _save(figure, path)

@@ -47,6 +47,8 @@ def print_runs(listing, fmt: str) -> None:
 def _status_cell(status: str, live: Any) -> str:
     if status == Status.RUNNING:
         return "[yellow]running[/]" if live else "[red]running (process gone)[/]"
+    if status == Status.PRUNED:
+        return "[dim]pruned[/]"  # a search's choice, not a failure
     return str(status) if status in SUCCEEDED else f"[red]{status}[/]"
 
 

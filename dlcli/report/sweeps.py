@@ -50,9 +50,13 @@ def sweep_progress(total: int) -> Iterator[SweepProgress]:
 
 def _run_line(row: dict[str, Any]) -> str:
     mark = {Status.COMPLETED: "[green]✓[/]", Status.EARLY_STOPPED: "[green]✓ early stopped[/]",
-            Status.DIVERGED: "[red]✗ diverged[/]"}.get(row["status"], f"[red]✗ {row['status']}[/]")
+            Status.DIVERGED: "[red]✗ diverged[/]", Status.PRUNED: "[dim]✂ pruned[/]"}.get(
+        row["status"], f"[red]✗ {row['status']}[/]")
     keys = "  ".join([f"{key}={value}" for key, value in row.items() if "." in key] + [f"seed={row['seed']}"])
-    if row["status"] in FINISHED and row.get("test_error") is not None:
+    keys = f"trial {row['trial']}  {keys}" if "trial" in row else keys
+    if "trial" in row and row.get("val_error") is not None:  # a search: chosen on validation
+        result = f"val error {row['val_error']:.4f}  val loss {row['val_loss']:.4f}  ({row['seconds']:.1f} s)"
+    elif row["status"] in FINISHED and row.get("test_error") is not None:
         result = f"test error {row['test_error']:.4f}  ({row['seconds']:.1f} s)"
     else:
         result = row.get("message") or ""

@@ -1,0 +1,190 @@
+"""Benchmark (s3): the same search three ways, wall time on this machine (2 CPU cores):
+
+- dlcli: `run_search` on configs/search_mlp.yaml, random sampling, successive halving (rungs at epochs
+  1 and 3 of 9, eta 3); each batch of trials trains as stacked models.
+- Optuna driving a plain PyTorch loop trial by trial (study.optimize, RandomSampler,
+  SuccessiveHalvingPruner with the same rungs), the data loaded once, one torch thread.
+- Ray Tune with its ASHA scheduler (same rungs), two trials at a time, one CPU and one torch thread each.
+
+Same space (lr, momentum, weight decay, dropout, width of the MNIST-1D MLP), same 32 trials of 9
+epochs, same batch size 64 and 20% validation split. Each tool is timed from its call to its answer,
+in this process, after one untimed warm-up of dlcli (imports, data cache). The plain loops get the data
+already loaded (Ray through its object store, tune.with_parameters), which flatters them; the Ray
+timing includes starting Ray, which every Ray Tune user pays.
+
+`--no-prune` trains every trial to the end in dlcli and in the Optuna loop (Ray Tune still uses ASHA,
+its way to stop trials). `--small` runs the same with quickstart-sized models (widths 32, 64 or 100; batches of 32), the regime
+stacking is for: many small models, many short steps.
+
+Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--repeats 3] [--small] [--no-prune] [--skip-ray]
+"""
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "configs" / "search_mlp.yaml"
+WIDTHS = {"64": [64, 64], "128": [128, 128], "256": [256, 256]}  # search_mlp.yaml's; --small replaces them
+BATCH = {"size": 64}  # search_mlp.yaml's; --small: 32
+PRUNE = {"dlcli": "asha"}  # --no-prune: "none", and no pruner in the Optuna loop
+
+
+def mnist1d_splits(seed: int = 0) -> dict:
+    """MNIST-1D standardized, 20% of the training set held out for validation."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    data = make_dataset(get_dataset_args())
+    x, y = data["x"].astype(np.float32), data["y"].astype(np.int64)
+    x_test, y_test = data["x_test"].astype(np.float32), data["y_test"].astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(x))
+    val, train = order[: len(x) // 5], order[len(x) // 5:]
+    mean, std = x[train].mean(0), x[train].std(0)
+    tensors = lambda a: torch.tensor((a - mean) / std)  # noqa: E731
+    return {"x": tensors(x[train]), "y": torch.tensor(y[train]),
+            "x_val": tensors(x[val]), "y_val": torch.tensor(y[val]),
+            "x_test": tensors(x_test), "y_test": torch.tensor(y_test)}
+
+
+def train_trial(params: dict, data: dict, epochs: int, report) -> float:
+    """A plain loop: MLP 40-h-h-10 with dropout, SGD with momentum and weight decay, batches of 64.
+    `report(epoch, val_error)` returns True to stop (pruned)."""
+    torch.manual_seed(0)
+    layers, width_in = [], 40
+    for width in WIDTHS[params["width"]]:
+        layers += [nn.Linear(width_in, width), nn.ReLU(), nn.Dropout(params["dropout"])]
+        width_in = width
+    model = nn.Sequential(*layers, nn.Linear(width_in, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=params["momentum"],
+                                weight_decay=params["weight_decay"])
+    loss_fn, generator = nn.CrossEntropyLoss(), torch.Generator().manual_seed(0)
+    val_error = 1.0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for indices in torch.randperm(len(data["x"]), generator=generator).split(BATCH["size"]):
+            loss = loss_fn(model(data["x"][indices]), data["y"][indices])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.inference_mode():
+            val_error = (model(data["x_val"]).argmax(1) != data["y_val"]).float().mean().item()
+        if not np.isfinite(val_error) or report(epoch, val_error):
+            break
+    return val_error
+
+
+def run_dlcli(trials: int, epochs: int) -> float:
+    from dlcli.config.search import load_search
+    from dlcli.sweep.search import run_search
+
+    widths = ",".join(f"[{width},{width}]" for width in WIDTHS)
+    plan = load_search(CONFIG, [f"model.hidden=choice({widths})"],
+                       [f"train.epochs={epochs}", f"optim.batch_size={BATCH['size']}"],
+                       method="random", trials=trials, prune=PRUNE["dlcli"])
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        run_search(plan, out)
+        return time.perf_counter() - started
+
+
+def run_optuna(trials: int, epochs: int, data: dict) -> float:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    torch.set_num_threads(1)
+
+    def objective(trial):
+        params = {"lr": trial.suggest_float("lr", 0.003, 1, log=True),
+                  "momentum": trial.suggest_float("momentum", 0, 0.95),
+                  "weight_decay": trial.suggest_float("weight_decay", 1e-6, 0.01, log=True),
+                  "dropout": trial.suggest_float("dropout", 0, 0.5),
+                  "width": trial.suggest_categorical("width", list(WIDTHS))}
+
+        def report(epoch, value):
+            trial.report(value, epoch)
+            if PRUNE["dlcli"] == "asha" and trial.should_prune():
+                raise optuna.TrialPruned()
+            return False
+
+        return train_trial(params, data, epochs, report)
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0),
+                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3))
+    study.optimize(objective, n_trials=trials)
+    return time.perf_counter() - started
+
+
+def ray_trainable(config, data):
+    from ray import tune
+
+    torch.set_num_threads(1)
+    train_trial(config, data, config["epochs"], lambda epoch, value: tune.report({"val_error": value}) and False)
+
+
+def run_ray(trials: int, epochs: int, data: dict) -> float:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    started = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    space = {"lr": tune.loguniform(0.003, 1), "momentum": tune.uniform(0, 0.95),
+             "weight_decay": tune.loguniform(1e-6, 0.01), "dropout": tune.uniform(0, 0.5),
+             "width": tune.choice(list(WIDTHS)), "epochs": epochs}
+    scheduler = ASHAScheduler(max_t=epochs, grace_period=1, reduction_factor=3)
+    with tempfile.TemporaryDirectory() as storage:
+        trainable = tune.with_resources(tune.with_parameters(ray_trainable, data=data), {"cpu": 1})
+        tuner = tune.Tuner(trainable, param_space=space,
+                           tune_config=tune.TuneConfig(metric="val_error", mode="min", scheduler=scheduler,
+                                                       num_samples=trials),
+                           run_config=tune.RunConfig(storage_path=storage, verbose=0))
+        tuner.fit()
+    seconds = time.perf_counter() - started
+    ray.shutdown()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--small", action="store_true")
+    parser.add_argument("--no-prune", action="store_true")
+    arguments = parser.parse_args()
+    if arguments.no_prune:
+        PRUNE["dlcli"] = "none"
+    if arguments.small:
+        WIDTHS.clear()
+        WIDTHS.update({"32": [32, 32], "64": [64, 64], "100": [100, 100]})
+        BATCH["size"] = 32
+    trials, epochs = arguments.trials, arguments.epochs
+    print(f"{trials} random trials of {epochs} epochs, widths {', '.join(WIDTHS)}, batches of {BATCH['size']}, "
+          f"successive halving (1, 3; eta 3): {PRUNE['dlcli']}, {os.cpu_count()} CPUs")
+    run_dlcli(4, 1)  # warm-up: imports, the data cache
+    data = mnist1d_splits()
+    times = {"dlcli": [], "optuna + loop": [], "ray tune + asha": []}
+    for _ in range(arguments.repeats):
+        times["dlcli"].append(run_dlcli(trials, epochs))
+        times["optuna + loop"].append(run_optuna(trials, epochs, data))
+        if not arguments.skip_ray:
+            times["ray tune + asha"].append(run_ray(trials, epochs, data))
+        print("  " + ", ".join(f"{name} {values[-1]:.1f} s" for name, values in times.items() if values), flush=True)
+    medians = {name: statistics.median(values) for name, values in times.items() if values}
+    for name, median in medians.items():
+        print(f"{name:<16}: median {median:.1f} s")
+    faster = min(median for name, median in medians.items() if name != "dlcli")
+    print(f"dlcli against the faster of the others: {faster / medians['dlcli']:.2f}× faster (target ≥ 3)")
+
+
+if __name__ == "__main__":
+    main()

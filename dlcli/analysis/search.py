@@ -1,0 +1,58 @@
+"""A search folder read back: its trials in order, the chosen one, and the best-so-far curve (the
+best validation metric after each trial, against trials and against the epochs trained so far).
+
+The choice reads the validation metric only (dlcli.sweep.trials.best_trial); the chosen trial's test
+error is shown beside it, never used.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from dlcli import layout
+from dlcli.errors import UserError
+from dlcli.sweep.trials import best_trial
+
+
+def is_search(path: str | Path) -> bool:
+    """A folder a search wrote: its journal and runs.csv."""
+    return (Path(path) / layout.SEARCH_JOURNAL).is_file() and (Path(path) / layout.RUNS).is_file()
+
+
+def search_settings(path: str | Path) -> dict[str, Any]:
+    """sweep.yaml of a search: method, trials, metric, space, ..."""
+    try:
+        return yaml.safe_load((Path(path) / layout.SWEEP_SPEC).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        raise UserError(f"{path}: not a readable search folder (no {layout.SWEEP_SPEC})") from None
+
+
+def search_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any] | None, dict[str, Any]]:
+    """The trials (runs.csv, in trial order) with `epochs_total` (epochs trained up to and including
+    each trial, a configuration sampled twice counted once), `best_so_far` (the lowest validation metric
+    of the trials trained to the end so far) and `best` (True on the chosen trial); the chosen trial's
+    row; and the search's settings."""
+    settings = search_settings(path)
+    metric = settings.get("metric", "val_error")
+    text = (Path(path) / layout.RUNS).read_text(encoding="utf-8")
+    table = pd.read_csv(io.StringIO(text)).sort_values("trial").reset_index(drop=True)
+    rows = table.to_dict("records")
+    chosen = best_trial(rows, metric)
+    seen: set[str] = set()
+    totals, bests, best = [], [], float("nan")
+    total = 0
+    for row in rows:
+        if row["run_id"] not in seen:
+            seen.add(row["run_id"])
+            total += int(row["epochs_run"]) if row.get("epochs_run") == row.get("epochs_run") else 0
+        if best_trial([row], metric) is not None:  # trained to the end, with a finite metric
+            best = min(best, float(row[metric])) if best == best else float(row[metric])
+        totals.append(total)
+        bests.append(best)
+    table["epochs_total"], table["best_so_far"] = totals, bests
+    table["best"] = table["trial"] == (chosen["trial"] if chosen else -1)
+    return table, chosen, settings

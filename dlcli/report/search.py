@@ -1,0 +1,75 @@
+"""What a person sees of a search: the plan (dry run), the chosen trial at the end, and `dlcli compare`
+on a search folder (the trials, the chosen one starred, the best so far)."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from dlcli.layout import SUCCEEDED, Status
+from dlcli.report.console import console
+from dlcli.report.text import number_text, value_text
+
+
+def print_search_plan(search) -> None:
+    settings = search.settings
+    table = Table(title="search space", title_justify="left")
+    table.add_column("key")
+    table.add_column("distribution")
+    for key, distribution in search.space.items():
+        table.add_row(key, str(distribution))
+    console.print(table)
+    epochs = search.probes[0].train.epochs
+    rungs = settings.rungs(epochs)
+    halving = f"; successive halving at epochs {', '.join(map(str, rungs))} (eta {settings.eta})" if rungs else ""
+    console.print(f"{settings.trials} trials ({settings.method}, seed {settings.seed}) of {epochs} epochs, chosen on "
+                  f"{settings.metric}{halving}; {len(search.probes)} probe points valid. Nothing was written.",
+                  soft_wrap=True)
+
+
+def print_search_result(result) -> None:
+    """The tally, the chosen trial with its validation metric and, separately, its test error."""
+    counts: dict[str, int] = {}
+    for row in result.rows:
+        counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
+    tally = ", ".join(f"{n} {status}" for status, n in counts.items())
+    console.print(f"{len(result.rows)} trials: {tally}" + (f" ({result.skipped} already done, skipped)"
+                                                           if result.skipped else ""))
+    console.print(f"epochs trained: {result.epochs} of {result.full_epochs} without pruning "
+                  f"({result.epochs / max(result.full_epochs, 1):.0%})")
+    best = result.best
+    if best is None:
+        console.print(f"[red]no trial trained to the end with a finite {result.metric}[/]")
+    else:
+        keys = "  ".join(f"{key}={value_text(best[key])}" for key in best if "." in key)
+        console.print(f"[bold green]best trial {best['trial']}[/] (chosen on {result.metric}): {keys}", soft_wrap=True)
+        console.print(f"  {result.metric} {number_text(best[result.metric])}   then, once, its test error: "
+                      f"{number_text(best['test_error'])}", soft_wrap=True)
+    console.print(f"sweep directory: {result.sweep_dir}  (dlcli compare {result.sweep_dir} --plot best.png)",
+                  soft_wrap=True)
+
+
+def print_search_table(table, chosen: dict[str, Any] | None, settings: dict[str, Any]) -> None:
+    """One row per trial in trial order: its values, validation metric, test error, epochs, status,
+    and the best so far; the chosen trial starred."""
+    metric = settings.get("metric", "val_error")
+    keys = list(settings.get("space") or {})
+    view = Table(title=f"{settings.get('method')} search, {len(table)} trials, chosen on {metric}",
+                 title_justify="left")
+    for column in ["trial", *keys, metric, "test_error", "epochs", "status", f"best {metric} so far"]:
+        view.add_column(column, justify="left" if column in keys or column == "status" else "right", no_wrap=True)
+    for _, row in table.iterrows():
+        cells = [("★ " if row["best"] else "") + str(int(row["trial"]))]
+        cells += [value_text(row[key]) for key in keys]
+        cells += [number_text(row[metric]), number_text(row["test_error"]),
+                  "" if row["epochs_run"] != row["epochs_run"] else str(int(row["epochs_run"])),
+                  str(row["status"]), number_text(row["best_so_far"])]
+        style = "bold green" if row["best"] else (None if row["status"] in SUCCEEDED else
+                                                  "dim" if row["status"] == Status.PRUNED else "red")
+        view.add_row(*cells, style=style)
+    console.print(view)
+    if chosen is not None:
+        console.print(f"★ trial {chosen['trial']}: {metric} {number_text(chosen[metric])} (the choice); its test "
+                      f"error {number_text(chosen['test_error'])} (reported, never used to choose)", soft_wrap=True)
+    total = int(table["epochs_total"].iloc[-1]) if len(table) else 0
+    console.print(f"{total} epochs trained in all", soft_wrap=True)

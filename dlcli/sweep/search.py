@@ -1,0 +1,184 @@
+"""Running a search: trials sampled by Optuna (random, quasi-random Sobol, TPE), asked in batches.
+Each trial is an ordinary run, named by its config hash; the trials of a batch that share a shape
+train as one stacked model (dlcli.engine.grouping), and with successive halving the worst leave the
+stack at each rung, as `pruned` (dlcli.sweep.trials.Rungs through the training loop's `rung` hook).
+
+The study lives in the sweep folder's journal (search.journal). A search killed and run again first
+continues the trials it had asked (from their checkpoints), then asks only for the rest; finished
+trials are never trained again. Trials are chosen on the validation metric; each one's test error is
+in its row, for the chosen trial to be reported once, at the end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from dlcli import layout
+from dlcli.components.checkpoints import checkpoint_epoch
+from dlcli.components.prepare import prepare_all
+from dlcli.components.threads import threads_for
+from dlcli.config.flat import config_hash
+from dlcli.config.search import Search
+from dlcli.engine.grouping import MAX_STACK, plan_units
+from dlcli.errors import UserError
+from dlcli.layout import FINISHED, Status
+from dlcli.sweep.backends import train_safely
+from dlcli.sweep.runner import sweep_lock
+from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
+
+Hook = Callable[[Any], None]
+JOURNAL_STATUS = {"COMPLETE": Status.COMPLETED, "PRUNED": Status.PRUNED, "FAIL": Status.FAILED}  # Optuna's states
+
+
+@dataclass
+class SearchResult:
+    sweep_dir: Path
+    rows: list[dict[str, Any]]  # runs.csv's rows, one per trial, in trial order
+    skipped: int  # trials an earlier invocation finished
+    metric: str  # what the trials were chosen on
+    best: dict[str, Any] | None  # the chosen trial's row (None when no trial completed)
+    epochs: int  # epochs trained by all the trials' runs together
+    full_epochs: int  # what they would have trained without pruning
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [row for row in self.rows if row["status"] not in FINISHED]
+
+
+def run_search(search: Search, out_root: str | Path, on_result: Hook | None = None, on_skipped: Hook | None = None,
+               on_note: Hook | None = None, vectorize: bool = True, force: bool = False,
+               tags: dict[str, str] | None = None) -> SearchResult:
+    """Run (or continue) a search until it holds `trials` trials; returns one row per trial.
+
+    `on_skipped` hears how many trials an earlier invocation finished, `on_note` what was stacked,
+    `on_result` each new row. `force` and `tags` as for run_sweep."""
+    sweep_dir = Path(out_root) / search.probes[0].name
+    settings = search.settings
+    with sweep_lock(sweep_dir):
+        _check_same_search(sweep_dir, search)
+        study = open_study(sweep_dir)
+        layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, yaml.safe_dump(search.spec(), sort_keys=False))
+        rows = _rows(study, search, sweep_dir)
+        _write_runs_csv(sweep_dir, rows, search)
+        skipped = sum(row["status"] in FINISHED for row in rows)
+        (on_skipped or (lambda count: None))(skipped)
+        while True:
+            batch = running(study)  # a killed search's batch first
+            if not batch:
+                size = min(settings.batch or MAX_STACK, settings.trials - len(rows))
+                batch = ask(study, settings, search.space, size)
+            if not batch:
+                break
+            interrupted = _run_batch(study, search, sweep_dir, batch, on_result, on_note, vectorize, force, tags)
+            rows = _rows(study, search, sweep_dir)
+            _write_runs_csv(sweep_dir, rows, search)
+            if interrupted:
+                raise KeyboardInterrupt  # the runs in flight ended as interrupted: the search stops too
+    epochs = _epochs(rows)
+    return SearchResult(sweep_dir, rows, skipped, settings.metric, best_trial(rows, settings.metric), epochs,
+                        len({row["run_id"] for row in rows}) * search.probes[0].train.epochs)
+
+
+def _run_batch(study, search: Search, sweep_dir: Path, batch: list, on_result: Hook | None, on_note: Hook | None,
+               vectorize: bool, force: bool, tags: dict[str, str] | None) -> bool:
+    """Train a batch's trials (a configuration sampled twice trains once); True when interrupted."""
+    trials_of: dict[str, list[int]] = {}
+    experiments = {}
+    for trial in batch:
+        experiment = search.experiment(search.point(trial.params))
+        run_id = config_hash(experiment)
+        trials_of.setdefault(run_id, []).append(trial.number)
+        experiments[run_id] = experiment
+    known = []
+    for run_id, numbers in list(trials_of.items()):  # finished before a kill, or an earlier trial's twin
+        summary = layout.finished_summary(sweep_dir / run_id)
+        if summary is not None:
+            tell(study, numbers, summary, search.settings.metric)
+            known += numbers
+            del trials_of[run_id]
+    if known:
+        _announce(_rows(study, search, sweep_dir), set(known), on_result)
+    run_ids = list(trials_of)
+    prepared = prepare_all([experiments[run_id] for run_id in run_ids], search.config_path, force)
+    starts = [checkpoint_epoch(sweep_dir / run_id) for run_id in run_ids]
+    units, notes = plan_units(prepared, vectorize, starts)
+    for note in notes:
+        (on_note or (lambda text: None))(note)
+    rung = Rungs(study, search.settings, search.probes[0].train.epochs,
+                 {sweep_dir / run_id: numbers for run_id, numbers in trials_of.items()})
+    for unit in units:
+        run_dirs = [sweep_dir / run_ids[i] for i in unit]
+        with threads_for(prepared[unit[0]].experiment.train.threads):
+            summaries = train_safely([prepared[i] for i in unit], run_dirs, starts[unit[0]] is not None, on_note,
+                                     tags, rung if rung.rungs else None)
+        for i, summary in zip(unit, summaries):
+            tell(study, trials_of[run_ids[i]], summary, search.settings.metric)
+        rows = _rows(study, search, sweep_dir)
+        _write_runs_csv(sweep_dir, rows, search)  # as units finish, as a sweep's
+        _announce(rows, {number for i in unit for number in trials_of[run_ids[i]]}, on_result)
+        if any(summary["status"] == Status.INTERRUPTED for summary in summaries):
+            return True
+    return False
+
+
+def _announce(rows: list[dict[str, Any]], numbers: set[int], on_result: Hook | None) -> None:
+    """Each of these trials' rows to `on_result` (a configuration sampled twice: a row per trial)."""
+    for row in rows:
+        if row["trial"] in numbers:
+            (on_result or (lambda row: None))(row)
+
+
+def _rows(study, search: Search, sweep_dir: Path) -> list[dict[str, Any]]:
+    """runs.csv's rows: each trial with its values and its run's results (pending until it finishes)."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        point = search.point(trial.params)
+        experiment = search.experiment(point)
+        run_id = config_hash(experiment)
+        row = {"trial": trial.number, "run_id": run_id, "seed": experiment.seed, **point, "status": Status.PENDING}
+        summary = layout.finished_summary(sweep_dir / run_id)
+        if summary is None and trial.state.name in JOURNAL_STATUS:  # failed, or its folder removed since
+            summary = _summary(sweep_dir / run_id) or {
+                "status": JOURNAL_STATUS[trial.state.name], search.settings.metric: trial.value,
+                "message": "its run folder was removed; the outcome is the journal's"}
+        if summary:
+            row |= {"status": summary["status"], **{key: summary.get(key) for key in
+                                                      layout.SEARCH_RESULT_COLUMNS + layout.RUN_RESULT_COLUMNS}}
+        rows.append(row)
+    return rows
+
+
+def _summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return layout.read_summary(run_dir)
+    except (OSError, ValueError):
+        return None
+
+
+def _epochs(rows: list[dict[str, Any]]) -> int:
+    """Epochs trained, each run counted once (a configuration sampled twice trained once)."""
+    runs = {row["run_id"]: row.get("epochs_run") or 0 for row in rows}
+    return int(sum(runs.values()))
+
+
+def _write_runs_csv(sweep_dir: Path, rows: list[dict[str, Any]], search: Search) -> None:
+    columns = layout.runs_columns(list(search.space), search=True)
+    layout.atomic_write_text(sweep_dir / layout.RUNS, layout.csv_text(rows, columns))
+
+
+def _check_same_search(sweep_dir: Path, search: Search) -> None:
+    """A folder continues only the search it holds (more trials are fine: the search goes on)."""
+    spec_path = sweep_dir / layout.SWEEP_SPEC
+    if not spec_path.is_file():
+        if (sweep_dir / layout.RUNS).is_file():
+            raise UserError(f"{sweep_dir}: holds a grid sweep; give the search another --out or name")
+        return
+    before = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
+    now = search.spec()
+    changed = [key for key in now if key not in ("trials", "config") and before.get(key) != now[key]]
+    if changed:
+        raise UserError(f"{sweep_dir}: holds another search ({', '.join(changed)} differ); continue it with the "
+                        "same settings, or give this one another --out")

@@ -1,0 +1,106 @@
+"""Search spaces in the sweep grammar: distributions next to values, on the command line and in YAML;
+a grid expands a choice and refuses a sampled distribution; a search needs a validation split."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import invoke, line_with, succeeded, tiny_config, user_error, write_yaml
+from dlcli.config.search import load_search
+from dlcli.config.search_space import Choice, Uniform
+from dlcli.config.sweep import parse_values
+from dlcli.errors import UserError
+
+
+def searchable(**sections) -> dict:
+    config = tiny_config(**sections)
+    config["train"] = {"epochs": 2, "val_fraction": 0.25}
+    return config
+
+
+def test_distributions_parse_next_to_values():
+    assert parse_values("loguniform(1e-4,1)") == [Uniform(0.0001, 1, log=True)]
+    assert parse_values("uniform(0, 0.5)") == [Uniform(0, 0.5)]
+    assert parse_values("intuniform(2,9)") == [Uniform(2, 9, integer=True)]
+    assert parse_values("choice(16,32,64)") == [Choice((16, 32, 64))]
+    assert parse_values("choice([64],[256,256])") == [Choice(([64], [256, 256]))]
+    assert parse_values("choice(full,8)") == [Choice(("full", 8))]
+    assert parse_values("0.1,log(0.01,1,3)") == [0.1, 0.01, 0.1, 1.0]  # the generators are untouched
+
+
+@pytest.mark.parametrize("text, says", [("loguniform(0,1)", "low > 0"), ("uniform(1,0)", "below high"),
+                                        ("intuniform(1.5,3)", "whole numbers"), ("uniform(1)", "uniform(low, high)"),
+                                        ("choice()", "at least one value"), ("uniform(a,1)", "numbers")])
+def test_a_bad_distribution_says_what_is_allowed(text, says):
+    with pytest.raises(UserError) as error:
+        parse_values(text)
+    assert says in str(error.value) and text in str(error.value)
+
+
+def test_a_grid_expands_a_choice_and_refuses_a_sampled_distribution(tmp_path):
+    config = write_yaml(tmp_path, searchable())
+    out = tmp_path / "out"
+    stdout = succeeded(invoke("sweep", config, "--grid", "optim.batch_size=choice(8,16,32)", "--out", out, "--dry-run"))
+    assert "3 runs" in stdout
+    lines = user_error(invoke("sweep", config, "--grid", "optim.lr=loguniform(1e-3,1)", "--out", out), out)
+    line_with(lines, "optim.lr", "loguniform", "--method")
+
+
+def test_search_options_on_a_grid_are_refused(tmp_path):
+    config = write_yaml(tmp_path, searchable())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--grid", "optim.lr=0.1,0.2", "--trials", "4", "--out", out), out)
+    line_with(lines, "--trials", "grid")
+
+
+def test_a_search_without_a_validation_split_is_one_line_that_says_why(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--method", "random", "--trials", "2",
+                              "--grid", "optim.lr=loguniform(1e-3,1)", "--out", out), out)
+    assert len(lines) == 1, lines
+    line_with(lines, "train.val_fraction", "validation")
+
+
+def test_the_space_is_checked_at_its_bounds_and_choices_before_anything_runs(tmp_path):
+    config = write_yaml(tmp_path, searchable())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--method", "tpe", "--grid", "optim.batch_size=choice(8,0)",
+                              "--grid", "optim.lr=loguniform(1e-3,1)", "--out", out), out)
+    line_with(lines, "optim.batch_size")
+
+
+def test_the_yaml_sweep_section_holds_the_space_and_the_settings(tmp_path):
+    config = searchable()
+    config["sweep"] = {"grid": {"optim.lr": "loguniform(1e-3, 1)", "model.hidden": [[4], [8, 8]]},
+                       "method": "qmc", "trials": 5, "prune": "asha", "eta": 2}
+    search = load_search(write_yaml(tmp_path, config), ["optim.momentum=uniform(0,0.9)"], trials=7)
+    assert search.space == {"optim.lr": Uniform(0.001, 1, log=True), "model.hidden": Choice(([4], [8, 8])),
+                            "optim.momentum": Uniform(0, 0.9)}
+    settings = search.settings
+    assert (settings.method, settings.trials, settings.prune, settings.eta) == ("qmc", 7, "asha", 2)
+    assert settings.rungs(20) == [1, 2, 4, 8, 16]
+    assert search.point({"optim.lr": 0.0123456789, "model.hidden": "[8, 8]", "optim.momentum": 0.5}) == \
+        {"optim.lr": 0.0123457, "model.hidden": [8, 8], "optim.momentum": 0.5}
+
+
+def test_a_search_without_optuna_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if Optuna were not installed
+    config = write_yaml(tmp_path, searchable())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--method", "random", "--grid", "optim.lr=uniform(0.1,1)",
+                              "--out", out), out)
+    line_with(lines, "Optuna", "pip install 'dlcli[search]'")
+
+
+def test_a_search_dry_run_shows_the_space_and_writes_nothing(tmp_path):
+    config = write_yaml(tmp_path, searchable())
+    out = tmp_path / "out"
+    stdout = succeeded(invoke("sweep", config, "--method", "qmc", "--trials", "5", "--prune", "asha",
+                              "--grid", "optim.lr=loguniform(1e-3,1)", "--grid", "model.hidden=[4],[8]",
+                              "--out", out, "--dry-run"))
+    line_with(stdout.splitlines(), "optim.lr", "loguniform(0.001,1)")
+    line_with(stdout.splitlines(), "model.hidden", "choice([4],[8])")
+    line_with(stdout.splitlines(), "5 trials (qmc", "val_error", "halving at epochs 1")
+    assert not out.exists()

@@ -1,0 +1,250 @@
+"""Searches: sampling within the space, successive halving through the stack, selection on the
+validation split only, stacked trials equal to one-by-one trials, resuming after kill -9, compare."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import (WIDE, assert_same_sweep, invoke, line_with, metrics_without_seconds, read_csv_rows, succeeded,
+                      text, tiny_config, without, write_yaml)
+from dlcli.config.search import load_search
+from dlcli.sweep.search import run_search
+from dlcli.sweep.trials import ask, open_study, tell
+
+LR_SPACE = ["--grid", "optim.lr=loguniform(1e-4,0.5)"]
+
+
+def searchable(name: str = "tiny", epochs: int = 9, **train) -> dict:
+    config = tiny_config(name=name)
+    config["data"]["n_train"] = 200
+    config["train"] = {"epochs": epochs, "val_fraction": 0.25, **train}
+    return config
+
+
+def trials_of(sweep_dir: Path) -> list[dict[str, str]]:
+    return read_csv_rows(sweep_dir / "runs.csv")[1]
+
+
+def study_states(sweep_dir: Path) -> dict[int, str]:
+    backend = optuna.storages.journal.JournalFileBackend(str(sweep_dir / "search.journal"))
+    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(backend))
+    return {trial.number: trial.state.name for trial in study.get_trials()}
+
+
+# ---- sampling ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["random", "tpe", "qmc"])
+def test_samples_lie_within_the_bounds_on_their_scales_and_choices(tmp_path, method):
+    config = write_yaml(tmp_path, searchable())
+    search = load_search(config, ["optim.lr=loguniform(1e-4,1)", "model.dropout=uniform(0,0.5)",
+                                  "optim.batch_size=choice(16,32,64)", "model.hidden=choice([64],[256,256])"],
+                         method=method, seed=3)
+    study = open_study(tmp_path)
+    points = []
+    for _ in range(6):  # batches of 5; each trial told a value, so TPE runs past its random start-up
+        batch = ask(study, search.settings, search.space, 5)
+        for trial in batch:
+            point = search.point(trial.params)
+            points.append(point)
+            tell(study, [trial.number], {"status": "completed", "val_error": point["optim.lr"]}, "val_error")
+    lrs = [point["optim.lr"] for point in points]
+    assert all(1e-4 <= lr <= 1 for lr in lrs)
+    # On a log scale about half the draws lie below 1e-2; spread evenly, 1%.
+    assert sum(lr < 1e-2 for lr in lrs) >= 8, sorted(lrs)
+    assert all(0 <= point["model.dropout"] <= 0.5 for point in points)
+    assert {point["optim.batch_size"] for point in points} <= {16, 32, 64}
+    assert {tuple(point["model.hidden"]) for point in points} == {(64,), (256, 256)}
+    assert len({json.dumps(point) for point in points}) == len(points)
+    if method == "tpe":  # told that a small lr is better, TPE's later trials lean there
+        assert sorted(lrs[-10:])[5] < sorted(lrs[:10])[5]
+
+
+# ---- successive halving --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def halving(tmp_path_factory):
+    """Nine trials of lr (1e-4 to 0.5) on an easy problem, 9 epochs, halving at epochs 1 and 3 by
+    val_loss: after one epoch, a larger lr has the lower loss."""
+    folder = tmp_path_factory.mktemp("halving")
+    config = write_yaml(folder, searchable())
+    out = folder / "out"
+    stdout = succeeded(invoke("sweep", config, "--method", "random", "--trials", "9", *LR_SPACE, "--prune", "asha",
+                              "--metric", "val_loss", "--out", out))
+    return out / "tiny", stdout
+
+
+def test_halving_keeps_the_best_trials_and_records_the_others_as_pruned(halving):
+    sweep_dir, stdout = halving
+    rows = sorted(trials_of(sweep_dir), key=lambda row: -float(row["optim.lr"]))
+    assert [row["status"] for row in rows] == ["completed"] + ["pruned"] * 8
+    assert [int(row["epochs_run"]) for row in rows] == [9, 3, 3] + [1] * 6  # rungs at 1 and 3 keep 1/3
+    for row in rows[1:]:
+        summary = json.loads((sweep_dir / row["run_id"] / "summary.json").read_text())
+        assert summary["status"] == "pruned" and summary["epochs_run"] == int(row["epochs_run"])
+        assert "pruned at epoch" in row["message"]
+        logged = (sweep_dir / row["run_id"] / "metrics.csv").read_text().splitlines()
+        assert len(logged) == 1 + 1 + summary["epochs_run"]  # the header, epoch 0, each epoch trained
+    states = study_states(sweep_dir)
+    assert {states[int(row["trial"])] for row in rows[1:]} == {"PRUNED"}
+    assert states[int(rows[0]["trial"])] == "COMPLETE"
+    assert "epochs trained: 21 of 81" in stdout
+    line_with(stdout.splitlines(), f"best trial {rows[0]['trial']}", "val_loss")
+
+
+def test_compare_on_a_search_marks_the_chosen_trial_and_plots_the_best_so_far(halving, tmp_path):
+    sweep_dir, _ = halving
+    best = min((row for row in trials_of(sweep_dir) if row["status"] == "completed"),
+               key=lambda row: float(row["val_loss"]))
+    figure = tmp_path / "best.png"
+    lines = succeeded(invoke("compare", sweep_dir, "--plot", figure)).splitlines()
+    line_with(lines, f"★ {best['trial']} ", "completed")
+    line_with(lines, f"★ trial {best['trial']}", "val_loss", "test error")
+    assert figure.stat().st_size > 10_000
+    table = json.loads(succeeded(invoke("compare", sweep_dir, "--format", "json")))
+    assert [row["trial"] for row in table] == list(range(9))
+    so_far = [row["best_so_far"] for row in table]
+    assert all(b <= a for a, b in zip(so_far, so_far[1:]) if a is not None and b is not None)
+    assert [row["trial"] for row in table if row["best"]] == [int(best["trial"])]
+    line_with(succeeded(invoke("runs", sweep_dir.parent)).splitlines(), "pruned")
+
+
+# ---- selection on validation ---------------------------------------------------------------------
+
+
+def test_the_choice_is_the_same_when_every_test_metric_is_nan(tmp_path, monkeypatch):
+    """TPE and halving both steer by the validation metric alone: with the test split's metrics made
+    NaN, every trial, every pruning and the chosen trial stay the same."""
+    config = write_yaml(tmp_path, searchable(epochs=4))
+    arguments = ["optim.lr=loguniform(1e-4,0.5)", "model.dropout=uniform(0,0.3)"]
+    options = dict(method="tpe", trials=12, batch=4, prune="asha", seed=1)
+    honest = run_search(load_search(config, arguments, **options), tmp_path / "honest")
+
+    from dlcli.engine import loop
+
+    measure = loop.measure
+
+    def without_test(*args, **kwargs):
+        return [None if values is None else {**values, "test_loss": math.nan, "test_error": math.nan}
+                for values in measure(*args, **kwargs)]
+
+    monkeypatch.setattr(loop, "measure", without_test)
+    blind = run_search(load_search(config, arguments, **options), tmp_path / "blind")
+    assert all(row["test_error"] is None for row in blind.rows)  # the test metrics were NaN indeed
+    assert blind.best["trial"] == honest.best["trial"]
+    test_columns = ("test_loss", "test_error", "gap", "best_test_error", "best_epoch", "seconds")
+    assert without(blind.rows, *test_columns) == without(honest.rows, *test_columns)
+    assert {row["status"] for row in honest.rows} == {"completed", "pruned"}
+
+
+# ---- stacks --------------------------------------------------------------------------------------
+
+
+def test_stacked_trials_equal_one_by_one_trials(tmp_path):
+    config = write_yaml(tmp_path, searchable(epochs=3))
+    search = ["sweep", config, "--method", "random", "--trials", "6", "--batch", "3", *LR_SPACE,
+              "--grid", "model.dropout=uniform(0,0.3)"]
+    stacked = succeeded(invoke(*search, "--out", tmp_path / "stacked"))
+    assert "train as 1 stacked model" in stacked
+    succeeded(invoke(*search, "--no-vectorize", "--out", tmp_path / "alone"))
+    assert_same_sweep(tmp_path / "alone" / "tiny", tmp_path / "stacked" / "tiny")
+
+
+def test_a_trial_pruned_from_a_stack_has_the_numbers_it_has_alone(tmp_path):
+    """Halving decides on what has reached a rung: a stack's trials reach it together, one-by-one
+    trials in turn (so fewer are pruned), but every epoch a trial trains is the same number either way."""
+    config = write_yaml(tmp_path, searchable(epochs=3))
+    search = ["sweep", config, "--method", "random", "--trials", "6", *LR_SPACE, "--prune", "asha"]
+    succeeded(invoke(*search, "--out", tmp_path / "stacked"))
+    succeeded(invoke(*search, "--no-vectorize", "--out", tmp_path / "alone"))
+    stacked, alone = (trials_of(tmp_path / folder / "tiny") for folder in ("stacked", "alone"))
+    assert [row["run_id"] for row in stacked] == [row["run_id"] for row in alone]  # the same trials
+    assert "pruned" in {row["status"] for row in stacked}
+    for row in stacked:
+        curves = [metrics_without_seconds(tmp_path / folder / "tiny" / row["run_id"])
+                  for folder in ("stacked", "alone")]
+        shorter = min(len(curve) for curve in curves)
+        assert curves[0][:shorter] == curves[1][:shorter], row["run_id"]
+
+
+# ---- resuming ------------------------------------------------------------------------------------
+
+STOP_IN_SECOND_BATCH = """
+import sys, time
+from pathlib import Path
+from dlcli.components import run_log
+from dlcli.sweep import search
+
+ready, told = Path(sys.argv[1]), set()
+tell, record, checkpoint = search.tell, run_log.RunLog.record, run_log.RunLog.checkpoint
+written = []
+
+def counting(study, numbers, summary, metric):
+    tell(study, numbers, summary, metric)
+    told.update(numbers)
+
+def remembering(self, engine, position):
+    checkpoint(self, engine, position)
+    written.append(position["epoch"])
+
+def stopping(self, row, *rest):
+    record(self, row, *rest)
+    if len(told) >= 2 and written and row["epoch"] > written[-1]:
+        ready.touch()
+        while True:
+            time.sleep(1)
+
+search.tell, run_log.RunLog.record, run_log.RunLog.checkpoint = counting, stopping, remembering
+from dlcli.cli import main
+sys.argv = ["dlcli", *sys.argv[2:]]
+main()
+"""
+
+
+def test_a_search_killed_mid_batch_continues_without_repeating_a_trial(tmp_path):
+    config = searchable(name="slow", epochs=4, checkpoint_every=1)
+    config["data"]["n_train"] = 800
+    config["optim"]["batch_size"] = 8
+    path = write_yaml(tmp_path, config)
+    arguments = ["sweep", str(path), "--method", "tpe", "--trials", "6", "--batch", "2", *LR_SPACE,
+                 "--grid", "model.dropout=uniform(0,0.3)", "--prune", "asha", "--min-epochs", "2", "--eta", "2"]
+    out, ready = tmp_path / "out", tmp_path / "stopped"
+    with open(tmp_path / "first.log", "wb") as log:
+        command = [sys.executable, "-c", STOP_IN_SECOND_BATCH, str(ready), *arguments, "--out", str(out)]
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+                                   env={**os.environ, **WIDE})
+        try:
+            while not ready.exists():  # an event, not a deadline
+                assert process.poll() is None, (tmp_path / "first.log").read_text()
+                time.sleep(0.02)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    sweep_dir = out / "slow"
+    before = study_states(sweep_dir)
+    finished = {number for number, state in before.items() if state != "RUNNING"}
+    assert len(finished) >= 2 and "RUNNING" in before.values()
+    kept = {row["run_id"]: (sweep_dir / row["run_id"] / "summary.json").read_bytes()
+            for row in trials_of(sweep_dir) if int(row["trial"]) in finished}
+
+    second = subprocess.run([sys.executable, "-m", "dlcli", *arguments, "--out", str(out)], capture_output=True,
+                            text=True, cwd=tmp_path, env={**os.environ, **WIDE})
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"({len(finished)} already done" in text(second.stdout)
+    for run_id, payload in kept.items():  # not trained again
+        assert (sweep_dir / run_id / "summary.json").read_bytes() == payload
+    after = study_states(sweep_dir)
+    assert sorted(after) == list(range(6)) and "RUNNING" not in after.values()
+
+    succeeded(invoke(*arguments, "--out", tmp_path / "reference"))
+    assert_same_sweep(tmp_path / "reference" / "slow", sweep_dir)
