@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one run of under 8 minutes: which GPU, the behaviour tests with
-# device=cuda, benchmark (a) and benchmark (b) with 64 points on the GPU. Run by hand on a machine
+# The checks that need a GPU: which GPU, the behaviour tests with device=cuda, benchmark (a) and
+# benchmark (b) with 64 points on the GPU (under 8 minutes together), then the stacked CNN and the
+# full-size ResNet-18 epoch benchmarks (under 13 minutes more). Run by hand on a machine
 # with a CUDA GPU and the project's dependencies installed (pip install -e '.[dev]'):
 #   bash benchmarks/gpu_check.sh
 set -uo pipefail
@@ -12,7 +13,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.i
 # values are computed on the CPU keep their CPU device.
 SECONDS=0
 DLCLI_TEST_DEVICE=cuda timeout 200 python3 -m pytest -q -p no:cacheprovider -x \
-    tests/engine/test_vectorize.py tests/cli/test_cli.py tests/sweep/test_sweep.py -k "not ray" || echo "GPU tests failed"
+    tests/engine/test_vectorize.py tests/engine/test_stacked_convs.py tests/cli/test_cli.py tests/sweep/test_sweep.py -k "not ray" || echo "GPU tests failed"
 echo "tests: ${SECONDS} s"
 SECONDS=0
 timeout 240 python3 benchmarks/train_vs_loop.py --device cuda --repeats 5 || echo "benchmark (a) on the GPU failed"
@@ -21,3 +22,13 @@ SECONDS=0
 timeout 200 python3 benchmarks/vectorized_vs_one_by_one.py --device cuda --points 64 --epochs 2 --repeats 3 \
     || echo "benchmark (b) on the GPU failed"
 echo "benchmark (b): ${SECONDS} s"
+# Stacked conv nets: 16 CNNs of width 16 as grouped convolutions against one by one (target ≥ 5×).
+SECONDS=0
+timeout 300 python3 benchmarks/stacked_cnn.py --device cuda --width 16 --n-train 10000 --n-test 2000 --epochs 2 \
+    --repeats 3 || echo "stacked CNN benchmark on the GPU failed"
+echo "stacked CNN benchmark: ${SECONDS} s"
+# One ResNet-18 epoch at full size (k = 64, 50 000 CIFAR-shaped images): dlcli, the hand loop, the tutorial loop.
+SECONDS=0
+timeout 480 python3 benchmarks/resnet_epoch.py --device cuda --width 64 --n-train 50000 --n-test 10000 --repeats 2 \
+    || echo "ResNet-18 epoch benchmark on the GPU failed"
+echo "ResNet-18 epoch benchmark: ${SECONDS} s"

@@ -19,6 +19,8 @@ _API = {
     "resume": "dlcli.engine.loop",  # a run folder -> RunResult, continued from its checkpoint (`dlcli train --resume`)
     "run_sweep": "dlcli.sweep.runner",  # Sweep -> SweepResult (`dlcli sweep`)
     "estimate_sweep": "dlcli.sweep.runner",  # Sweep -> seconds (`dlcli sweep --dry-run`)
+    "load_search": "dlcli.config.search",  # a config's sweep section plus --grid and search options -> Search
+    "run_search": "dlcli.sweep.search",  # Search -> SearchResult (`dlcli sweep --method random|qmc|tpe`)
     "load_study": "dlcli.sweep.study",  # the runs of a bias-variance study
     "run_study": "dlcli.analysis.bias_variance",  # Study -> StudyResult (`dlcli bias-variance`)
     "evaluate_run": "dlcli.analysis.evaluate",  # a run folder -> evaluation.json's content (`dlcli evaluate`)

@@ -15,8 +15,9 @@ through the names here.
     environment.json  provenance: versions, git commit, machine, command line (components.environment)
     tags.json         `dlcli tag`: {"tags": {key: value}, "note": text}; the run's config is never touched
 <out>/<name>/                     a sweep adds, beside its runs:
-    sweep.yaml        the spec: base config, overrides, axes, seeds
-    runs.csv          one row per point, in point order
+    sweep.yaml        the spec: base config, overrides, axes, seeds (a search: its space and settings)
+    runs.csv          one row per point, in point order (a search: per trial, with its number)
+    search.journal    a search's Optuna journal: every trial asked, its parameters and outcome
     bias_variance.csv `dlcli bias-variance`: one row per grid point and decomposition
 
 Metrics are appended and flushed per epoch, so a kill keeps every finished epoch; every other file is
@@ -50,6 +51,7 @@ SWEEP_LOCK = ".sweep.lock"  # held (flock) by the process running a sweep; names
 EVALUATION = "evaluation.json"
 SWEEP_SPEC = "sweep.yaml"
 RUNS = "runs.csv"
+SEARCH_JOURNAL = "search.journal"  # a search's trials (Optuna's JournalFileBackend): resumable, no server
 BIAS_VARIANCE = "bias_variance.csv"
 LR_FIND_CURVE = "lr_find.csv"
 LR_FIND_SUMMARY = "lr_find.json"
@@ -70,13 +72,14 @@ class Status(str, Enum):
     DIVERGED = "diverged"  # the loss became NaN or infinite; the finished epochs are kept
     INTERRUPTED = "interrupted"  # Ctrl-C; the finished epochs are kept
     FAILED = "failed"  # a bug or a resource failure; the finished epochs are kept
+    PRUNED = "pruned"  # a search trial stopped at a rung of successive halving; its epochs are kept
 
     def __str__(self) -> str:
         return self.value
 
 
 SUCCEEDED = frozenset({Status.COMPLETED, Status.EARLY_STOPPED})  # trained to the end it was meant to have
-FINISHED = SUCCEEDED | {Status.DIVERGED}  # outcomes of the experiment itself: a sweep never reruns them
+FINISHED = SUCCEEDED | {Status.DIVERGED, Status.PRUNED}  # outcomes of the experiment itself: never rerun
 
 
 # ---- columns ---------------------------------------------------------------------------------------
@@ -97,9 +100,13 @@ DECOMPOSITION_NUMBERS = ["risk", "bias2", "variance", "variance_sampling", "vari
                          "bayes_error"]
 
 
-def runs_columns(keys: list[str]) -> list[str]:
-    """runs.csv's columns for a sweep over these keys."""
-    return ["run_id", "status", "seed", *[key for key in keys if key != "seed"], *RUN_RESULT_COLUMNS]
+SEARCH_RESULT_COLUMNS = ["val_loss", "val_error"]  # a search's runs.csv: what trials are chosen on
+
+
+def runs_columns(keys: list[str], search: bool = False) -> list[str]:
+    """runs.csv's columns for a sweep over these keys (a search's: the trial number, validation metrics)."""
+    results = [*SEARCH_RESULT_COLUMNS, *RUN_RESULT_COLUMNS] if search else RUN_RESULT_COLUMNS
+    return ["trial"] * search + ["run_id", "status", "seed", *[key for key in keys if key != "seed"], *results]
 
 
 def bias_variance_columns(keys: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from dlcli.components.data import load_dataset
 from dlcli.components.datasets import Dataset
 from dlcli.components.prepare import resolve_device
 from dlcli.config.schema import Experiment
+from dlcli.engine.batches import device_stats
 from dlcli.engine.epoch import evaluate_outputs
 from dlcli.layout import SUCCEEDED
 from dlcli.sweep.runner import SweepResult, run_sweep
@@ -91,7 +92,7 @@ def _test_outputs(experiment: Experiment, run_dir: Path) -> tuple[Tensor, Datase
     dataset = evaluation_data(experiment, experiment, force=True)  # the data the run trained on: they fit
     model = load_model(run_dir, experiment, dataset, resolve_device(experiment.device))
     x = torch.as_tensor(dataset.x_test).to(next(model.parameters()).device)
-    return evaluate_outputs(model, x).double().cpu(), dataset
+    return evaluate_outputs(model, x, device_stats(dataset, x.device)).double().cpu(), dataset
 
 
 def _clean_targets(experiment: Experiment) -> Tensor | None:

@@ -286,3 +286,12 @@ def plot_keys(frame: pd.DataFrame, by: list[str] | None) -> tuple[str, list[str]
     if not numeric:
         raise UserError("--plot: no swept numeric key to plot against (try --curves or --pivot)")
     return numeric[0], [key for key in swept if key != numeric[0]]
+
+
+def replicate_groups(frame: pd.DataFrame, keys: list[str]) -> list[pd.DataFrame]:
+    """The runs behind each row of a grouped comparison: those sharing the `keys` values (all runs
+    when there are no keys), grouped as `group` groups them."""
+    if not keys:
+        return [frame]
+    return [members for _, members in frame.groupby([frame[key].map(_group_value) for key in keys],
+                                                    sort=False, dropna=False)]

@@ -20,6 +20,7 @@ from dlcli.components.models import build_model
 from dlcli.components.prepare import resolve_device
 from dlcli.config.load import load_experiment
 from dlcli.config.schema import Experiment
+from dlcli.engine.batches import device_stats
 from dlcli.engine.epoch import evaluate_outputs
 from dlcli.errors import UserError
 
@@ -48,7 +49,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", overrides: list[str] 
         raise UserError("--split val: this run held out no validation set (train.val_fraction is 0)")
     x = torch.as_tensor(getattr(dataset, f"x_{split}")).to(next(model.parameters()).device)
     y = torch.as_tensor(getattr(dataset, f"y_{split}")).to(x.device)
-    outputs = evaluate_outputs(model, x)
+    outputs = evaluate_outputs(model, x, device_stats(dataset, x.device))
     result: dict[str, Any] = {
         "run_id": run_dir.name,
         "split": split,

@@ -21,7 +21,7 @@ from dlcli.components.prepare import prepare
 from dlcli.components.schedules import batch_size_at
 from dlcli.config.flat import to_yaml
 from dlcli.config.schema import Experiment
-from dlcli.engine.batches import device_arrays, epoch_batches
+from dlcli.engine.batches import device_arrays, epoch_batches, input_stats, model_inputs
 from dlcli.errors import UserError
 
 SMOOTHING = 0.95  # exponential moving average of the batch loss, bias-corrected
@@ -62,7 +62,7 @@ def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 
         raise UserError("optim.name: lstsq solves without a learning rate; lr-find needs sgd, adam or adamw")
     prepared = prepare(experiment)
     model, data = prepared.model, device_arrays(prepared.dataset, prepared.device)
-    x, y = data["x_train"], data["y_train"]
+    x, y, stats = data["x_train"], data["y_train"], input_stats(data)
     optimizer = build_optimizer(model.parameters(), experiment.optim.model_copy(update={"lr": min_lr}),
                                 experiment.regularization.weight_decay)
     generator = torch.Generator().manual_seed(experiment.seed)
@@ -78,7 +78,7 @@ def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 
         lr = min_lr * (max_lr / min_lr) ** (step / max(1, steps - 1))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        outputs = model(x[indices])
+        outputs = model(model_inputs(x[indices], stats))
         loss = loss_fn(outputs, y[indices]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

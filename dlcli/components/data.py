@@ -7,8 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from dlcli.components.dataset import channel_stats
 from dlcli.components.datasets import DATASETS, DEFAULT_GENERATED, MNIST1D_LENGTH, Dataset
-from dlcli.components.memory import data_memory_problem
+from dlcli.components.image_datasets import stored_bytes
+from dlcli.components.memory import data_memory_problem, stored_data_problem
 from dlcli.components.validation import dataset_problems, raise_problems, standardized_problem
 from dlcli.config.schema import DataConfig
 from dlcli.errors import UserError
@@ -27,6 +29,8 @@ def load_dataset(config: DataConfig, seed: int, force: bool = False) -> Dataset:
     dataset = _cut(dataset, config)
     if config.label_noise > 0 and dataset.task == "classification":  # on regression data prepare says why not
         dataset = replace(dataset, y_train=flip_labels(dataset.y_train, dataset.num_classes, config.label_noise, rng))
+    if config.random_labels and dataset.task == "classification":
+        dataset = replace(dataset, y_train=rng.integers(0, dataset.num_classes, size=len(dataset.y_train)))
     if config.sort_by_label:
         order = np.argsort(dataset.y_train, kind="stable")
         dataset = replace(dataset, x_train=dataset.x_train[order], y_train=dataset.y_train[order])
@@ -39,9 +43,11 @@ def load_dataset(config: DataConfig, seed: int, force: bool = False) -> Dataset:
 def _checked(config: DataConfig, rng: np.random.Generator, force: bool = False) -> Dataset:
     """The registry's data set, its size checked against the memory before it is generated, and its
     shapes, sizes and values after (files are checked as they are read, in `datasets`)."""
-    numbers = _generated_numbers(config)
+    numbers, stored = _generated_numbers(config), stored_bytes(config)
     if numbers is not None:
         raise_problems([None if force else data_memory_problem(config.name, numbers)])
+    if stored is not None:
+        raise_problems([None if force else stored_data_problem(config.name, stored)])
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 are reported just below
         dataset = DATASETS[config.name](config, rng)
     where = f"data.params.path: {config.params['path']}" if "path" in config.params else "data.params"
@@ -100,13 +106,20 @@ def hold_out(dataset: Dataset, fraction: float, seed: int) -> Dataset:
 
 
 def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std of the training inputs; constant features keep std 1."""
+    """Per-feature mean and std of the training inputs; constant features keep std 1. uint8 images:
+    per channel (`channel_stats`)."""
+    if x.dtype == np.uint8:
+        return channel_stats(x)
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     return mean, np.where(std > 0, std, 1.0)
 
 
 def standardize(dataset: Dataset, mean: np.ndarray, std: np.ndarray) -> Dataset:
+    """Inputs z-scored with these statistics; uint8 images keep their pixels and are normalized on the
+    device, batch by batch (`Dataset.normalize`)."""
+    if dataset.normalize is not None:
+        return replace(dataset, normalize=(mean, std))
     scale = lambda x: ((x - mean) / std).astype(np.float32)  # noqa: E731
     return replace(dataset, x_train=scale(dataset.x_train), x_test=scale(dataset.x_test))
 

@@ -1,4 +1,5 @@
-"""Data sets, from a registry: generated (known Bayes error), shipped with packages, or read from files.
+"""Data sets, from a registry: generated (known Bayes error), shipped with packages, or read from files
+(images through torchvision: dlcli.components.image_datasets).
 
 Everything here is NumPy: a `Dataset` holds arrays; the training loop moves them to the device once.
 Generators draw train and test from the same distribution with the config's seed.
@@ -8,36 +9,16 @@ from __future__ import annotations
 import functools
 import math
 import zipfile
-from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 
+from dlcli.components.dataset import Dataset, Kind  # Dataset's home; imported from here as well
+from dlcli.components.image_datasets import IMAGE_DATASETS
 from dlcli.components.validation import (class_problem, columns_problem, npz_problems, raise_problems,
                                         split_problem, table_problems)
 from dlcli.config.schema import DataConfig
 from dlcli.errors import UserError
-
-Kind = Literal["tabular", "sequence", "image"]
-
-
-@dataclass(frozen=True)
-class Dataset:
-    x_train: np.ndarray  # float32, shape (n, *input_shape)
-    y_train: np.ndarray  # int64 class indices, or float32 regression targets
-    x_test: np.ndarray
-    y_test: np.ndarray
-    task: Literal["classification", "regression"]
-    num_classes: int | None  # None for regression
-    kind: Kind  # how a cnn reads the input: 1-D sequence, 2-D image, or neither
-    bayes_error: float | None = None  # the lowest error any model can reach, where known
-    class_names: tuple[str, ...] | None = None
-    x_val: np.ndarray | None = None  # held out of the training set (train.val_fraction)
-    y_val: np.ndarray | None = None
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
 
 
 # ---- generated data: train and test drawn fresh from the generator -------------------------------
@@ -290,4 +271,5 @@ DATASETS: dict[str, Callable[[DataConfig, np.random.Generator], Dataset]] = {
     "mnist1d": mnist1d,
     "csv": csv,
     "npz": npz,
+    **IMAGE_DATASETS,  # torchvision's image sets and image_folder (dlcli.components.image_datasets)
 }

@@ -20,7 +20,8 @@ from dlcli.config.schema import Experiment
 
 BYTES_PER_NUMBER = 4  # float32
 EVAL_CHUNK = 8192  # samples per forward pass when a split is measured: dlcli.engine.interface.EVAL_BATCH
-SIZE_KEYS = {"mlp": "model.hidden", "cnn": "model.hidden", "random_features": "model.features"}
+SIZE_KEYS = {"mlp": "model.hidden", "cnn": "model.hidden", "random_features": "model.features",
+             "resnet18": "model.width"}
 
 
 def parameter_copies(experiment: Experiment) -> int:
@@ -32,30 +33,35 @@ def parameter_copies(experiment: Experiment) -> int:
 
 
 def training_numbers(experiment: Experiment, input_shape: tuple[int, ...], outputs: int,
-                     split_sizes: list[int]) -> tuple[int, int]:
+                     split_sizes: list[int], input_bytes: int = BYTES_PER_NUMBER) -> tuple[int, int]:
     """(parameters, numbers held in memory while training): the parameters with their gradients and
     optimizer state, fixed buffers, the activations of the largest batch (kept for the backward pass,
-    and their gradients) or of one evaluation chunk, and the data on the device."""
+    and their gradients) or of one evaluation chunk, and the data on the device (`input_bytes` per
+    input value: 1 for uint8 images, a quarter of a float32 number, which their float batch adds)."""
     layers = layer_sizes(experiment.model, input_shape, outputs)
     parameters = sum(layer.parameters for layer in layers)
     widths = [layer.outputs for layer in layers]
     run_plan = plan(experiment.optim, max(1, experiment.train.epochs), max(1, split_sizes[0]))
     largest_batch = max(run_plan.batch_sizes.values)  # a PerEpoch: one value per run of epochs
     activations = max(2 * largest_batch * sum(widths), 2 * min(EVAL_CHUNK, max(split_sizes)) * max(widths))
-    data = sum(split_sizes) * (math.prod(input_shape) + 1)
+    data = sum(split_sizes) * (math.prod(input_shape) * input_bytes // BYTES_PER_NUMBER + 1)
+    if input_bytes != BYTES_PER_NUMBER:  # the normalized float copy of a batch or evaluation chunk
+        activations += max(largest_batch, min(EVAL_CHUNK, max(split_sizes))) * math.prod(input_shape)
     numbers = parameters * parameter_copies(experiment) + sum(layer.buffers for layer in layers) + activations
     return parameters, numbers + data
 
 
 def model_memory_problem(experiment: Experiment, input_shape: tuple[int, ...], outputs: int,
-                         split_sizes: list[int], device: torch.device) -> str | None:
+                         split_sizes: list[int], device: torch.device,
+                         input_bytes: int = BYTES_PER_NUMBER) -> str | None:
     """A one-line problem when training this model would not fit in the device's free memory, else
     None (also when the free memory cannot be read)."""
-    parameters, numbers = training_numbers(experiment, input_shape, outputs, split_sizes)
+    parameters, numbers = training_numbers(experiment, input_shape, outputs, split_sizes, input_bytes)
     needed, available = numbers * BYTES_PER_NUMBER, available_bytes(device)
     if available is None or needed <= available:
         return None
-    key, copies = SIZE_KEYS.get(experiment.model.name, "model"), parameter_copies(experiment)
+    key = "model.width" if experiment.model.width is not None else SIZE_KEYS.get(experiment.model.name, "model")
+    copies = parameter_copies(experiment)
     kept = "weights and gradients" if copies == 2 else f"weights, gradients and {experiment.optim.name} state"
     return (f"{key}: training this {experiment.model.name} needs about {gigabytes(needed)} ({parameters:,} "
             f"parameters ×{copies} for {kept}, plus activations and data) and {device.type} has "
@@ -72,6 +78,18 @@ def data_memory_problem(name: str, numbers: int) -> str | None:
     return (f"data: generating {name} as configured (data.n_train, data.n_test, data.params) needs about "
             f"{gigabytes(needed)} and the machine has {gigabytes(available)} free; ask for less, or pass --force "
             "to try anyway")
+
+
+def stored_data_problem(name: str, needed: int) -> str | None:
+    """A one-line problem when reading an image set takes more than the machine's free memory, else None.
+    Every image is held in memory (on the host, then on the device): streaming batches from disk
+    (a DataLoader) is not implemented."""
+    available = available_bytes(torch.device("cpu"))
+    if available is None or needed <= available:
+        return None
+    return (f"data: reading {name} needs about {gigabytes(needed)} (every image held in memory as uint8; "
+            f"streaming from disk is not implemented) and the machine has {gigabytes(available)} free; use a "
+            "smaller data.image_size or fewer images, or pass --force to try anyway")
 
 
 def available_bytes(device: torch.device) -> int | None:

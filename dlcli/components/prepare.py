@@ -64,11 +64,14 @@ def prepare(experiment: Experiment, dataset: Dataset | None = None, force: bool 
     problems += _shift_problems(experiment, dataset)
     if dataset.task == "regression" and experiment.data.label_noise > 0:
         problems.append(f"data.label_noise: {experiment.data.name} is a regression data set; it has no labels to flip")
+    if dataset.task == "regression" and experiment.data.random_labels:
+        problems.append(f"data.random_labels: {experiment.data.name} is a regression data set; it has no labels")
     if problems:
         raise UserError(problems)
     outputs = losses.output_width(experiment.loss, dataset.task, dataset.num_classes)
     splits = [len(x) for x in (dataset.x_train, dataset.x_test, dataset.x_val) if x is not None]
-    memory = None if force else model_memory_problem(experiment, dataset.input_shape, outputs, splits, device)
+    memory = None if force else model_memory_problem(experiment, dataset.input_shape, outputs, splits, device,
+                                                     dataset.x_train.itemsize)
     if memory is not None:  # before the model is built: too large a model fails inside the allocator
         raise UserError(memory)
     torch.manual_seed(experiment.seed)  # the initial weights depend on the seed alone
@@ -79,14 +82,28 @@ def prepare(experiment: Experiment, dataset: Dataset | None = None, force: bool 
 def _shift_problems(experiment: Experiment, dataset: Dataset) -> list[str]:
     """Shifts move signals and images, by at most their length (more would overflow torch's offsets)."""
     shift, name = experiment.data.augment.shift, experiment.data.name
+    problems = _image_augment_problems(experiment, dataset)
     if shift == 0:
-        return []
+        return problems
     if dataset.kind == "tabular":
-        return [f"data.augment.shift: shifts signals and images; {name} is a table"]
+        return problems + [f"data.augment.shift: shifts signals and images; {name} is a table"]
     length = max(dataset.input_shape[-2:]) if dataset.kind == "image" else dataset.input_shape[-1]
     if shift > length:
-        return [f"data.augment.shift: {shift} is more than the length of the inputs of {name} ({length}); "
-                f"allowed: 0 to {length}"]
+        return problems + [f"data.augment.shift: {shift} is more than the length of the inputs of {name} ({length}); "
+                           f"allowed: 0 to {length}"]
+    return problems
+
+
+def _image_augment_problems(experiment: Experiment, dataset: Dataset) -> list[str]:
+    """Crops and flips change images, and a crop pads by at most the image's side."""
+    augment, name = experiment.data.augment, experiment.data.name
+    if dataset.kind != "image":
+        return [f"data.augment.{key}: applies to images; {name} holds {dataset.kind} data"
+                for key, used in (("crop", augment.crop > 0), ("flip", augment.flip)) if used]
+    side = min(dataset.input_shape[-2:])
+    if augment.crop > side:
+        return [f"data.augment.crop: {augment.crop} pixels of padding is more than the side of the images of {name} "
+                f"({side}); allowed: 0 to {side}"]
     return []
 
 

@@ -111,6 +111,16 @@ class RunLog:
     def logs_steps(self) -> bool:
         return self._steps is not None
 
+    @property
+    def last_row(self) -> dict[str, Any] | None:
+        """The last metrics row logged (None before the first)."""
+        return self._rows[-1] if self._rows else None
+
+    def prune(self, message: str) -> None:
+        """A search's successive halving stops the run here, its finished epochs kept."""
+        if not self.ended:
+            self._end(Status.PRUNED, message)
+
     def record(self, row: dict[str, Any], state: ModelState) -> None:
         """Log a measured epoch's metrics row, and end the run if it should stop early."""
         self._metrics.append(row)

@@ -176,7 +176,8 @@ def dataset_problems(dataset, name: str, where: str) -> list[str]:
             problems.append(f"{where}: {name} gives no {split} samples; allowed: at least 1")
         if len(x) != len(y):
             problems.append(f"{where}: {name} gives {len(x)} {split} samples but {len(y)} labels")
-        problems += _array_nonfinite(f"x_{split}", x, f"{where}: {name}")
+        if x.dtype.kind == "f":  # uint8 images are finite by their type
+            problems += _array_nonfinite(f"x_{split}", x, f"{where}: {name}")
         if y.dtype.kind == "f":
             problems += _array_nonfinite(f"y_{split}", y, f"{where}: {name}")
     if dataset.x_train.shape[1:] != dataset.x_test.shape[1:]:
@@ -187,7 +188,7 @@ def dataset_problems(dataset, name: str, where: str) -> list[str]:
 
 def standardized_problem(dataset, name: str) -> str | None:
     """Finite inputs can overflow float32 when standardized (a sum of huge values)."""
-    if all(np.isfinite(x).all() for x in (dataset.x_train, dataset.x_test)):
+    if all(x.dtype.kind != "f" or np.isfinite(x).all() for x in (dataset.x_train, dataset.x_test)):
         return None
     return (f"data.standardize: standardizing the inputs of {name} overflows float32 (values near 3.4e38); "
             "allowed: smaller values, or data.standardize: false")

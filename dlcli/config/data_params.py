@@ -76,6 +76,22 @@ class NpzParams(Section):
     task: Annotated[Task, Field(description=TASK_HELP)] = "auto"
 
 
+class ImageParams(Section):
+    """A torchvision image set, read from `data.root` (no parameters of its own): MNIST, Fashion-MNIST and
+    KMNIST (1×28×28), CIFAR-10/100 and SVHN (3×32×32), with their official test sets; see docs/real-data.md."""
+
+
+class ImageFolderParams(Section):
+    """Your own images: `data.root` holds one folder per class (torchvision's ImageFolder), or `train/` and
+    `test/` folders that each hold one per class; every image resized to `data.image_size` pixels square."""
+
+    test_fraction: Annotated[Number, Field(
+        gt=0, lt=1, description="without `train/` and `test/` folders: the fraction held out as the test set, "
+                                "a stratified split seeded by the data seed")] = 0.2
+    grayscale: Annotated[bool, Field(description="read the images as one channel (else RGB, 3 channels)")] = False
+
+
+IMAGE_SETS = ("mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn")  # torchvision's, under data.root
 DATA_PARAMS: dict[str, type[Section]] = {
     "gaussians": GaussiansParams,
     "sine": SineParams,
@@ -85,6 +101,9 @@ DATA_PARAMS: dict[str, type[Section]] = {
     "mnist1d": Mnist1dParams,
     "csv": CsvParams,
     "npz": NpzParams,
+    **{name: ImageParams for name in IMAGE_SETS},
+    "image_folder": ImageFolderParams,
 }
 GENERATED = ("gaussians", "sine", "moons", "mnist1d")  # data sets that can draw a fresh training set
-DataName = Literal["gaussians", "sine", "moons", "digits", "breast_cancer", "mnist1d", "csv", "npz"]
+DataName = Literal["gaussians", "sine", "moons", "digits", "breast_cancer", "mnist1d", "csv", "npz", "mnist",
+                   "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn", "image_folder"]

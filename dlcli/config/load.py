@@ -74,7 +74,10 @@ def experiment_from_dict(
     if problems:
         raise UserError(problems)
     assert experiment is not None
-    return experiment.model_copy(update={"data": experiment.data.model_copy(update={"params": params})})
+    root = experiment.data.root  # a folder, saved resolved like data.params.path
+    if root is not None:
+        root = str(((base_dir or Path.cwd()) / Path(root).expanduser()).resolve())
+    return experiment.model_copy(update={"data": experiment.data.model_copy(update={"params": params, "root": root})})
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

@@ -137,8 +137,11 @@ def cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
                                               "(use mlp)"))
         if experiment.model.norm != "none":
             problems.append(("model.norm", f"{experiment.model.name} has no hidden layers to normalize (use mlp)"))
-    elif not experiment.model.hidden:
+    elif not experiment.model.hidden and experiment.model.width is None and experiment.model.name != "resnet18":
         problems.append(("model.hidden", f"{experiment.model.name} needs at least one hidden width"))
+    if experiment.model.width is not None and experiment.model.name not in ("cnn", "resnet18"):
+        problems.append(("model.width", f"sets the channels of cnn and resnet18, not of {experiment.model.name} "
+                                        "(use model.hidden)"))
     schedule = experiment.optim.schedule
     if schedule.name == "triangular" and (schedule.max_lr is None or schedule.max_lr <= experiment.optim.lr):
         problems.append(("optim.schedule.max_lr", f"triangular needs a max_lr above optim.lr "
@@ -154,4 +157,6 @@ def cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
         problems.append(("data.resample.index", f"{resample.index} is not a slice of {resample.count}"))
     if experiment.data.name == "sine" and experiment.data.label_noise > 0:
         problems.append(("data.label_noise", "applies to classification data; sine is regression"))
+    if experiment.data.random_labels and experiment.data.label_noise > 0:
+        problems.append(("data.label_noise", "random_labels already replaces every label: set 0, or random_labels: false"))
     return problems

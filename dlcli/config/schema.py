@@ -70,6 +70,10 @@ class Augment(Section):
         ge=0, description="shift each training signal (or image, both axes) by a random offset in [−shift, shift]")] = 0
     shift_mode: Annotated[Literal["circular", "pad"], Field(
         description="`circular`: wrap around; `pad`: fill with zeros")] = "circular"
+    crop: Annotated[Integer, Field(
+        ge=0, description="images: pad each side with this many pixels of zeros (of the normalized input) and crop "
+                          "a random window of the original size back out: 4 is the standard CIFAR recipe")] = 0
+    flip: Annotated[bool, Field(description="images: mirror each training image left-right with probability 1/2")] = False
 
 
 class Resample(Section):
@@ -94,9 +98,21 @@ class DataConfig(Section):
         None, description="use only the first n test samples (`null`: all; generated sets draw 1000)")
     label_noise: Annotated[Number, Field(
         ge=0, le=1, description="fraction of training labels replaced by a uniformly drawn other class "
-                                "(exactly round(fraction·n))")] = 0.0
+                                "(exactly round(fraction·n); 1.0 leaves no label right, which is not chance)")] = 0.0
+    random_labels: Annotated[bool, Field(
+        description="replace every training label by a class drawn uniformly at random, the true one included "
+                    "(Zhang et al., arXiv 1611.03530): the test error of any model is at chance")] = False
     standardize: Annotated[bool, Field(
-        description="z-score every feature with the training set's mean and std")] = True
+        description="z-score every feature with the training set's mean and std (images: every channel; off, "
+                    "their pixels are scaled to [0, 1])")] = True
+    root: str | None = Field(
+        None, description="image sets: the folder torchvision reads them from (image_folder: your images); `null`: "
+                          "$XDG_CACHE_HOME/dlcli/data, else ~/.cache/dlcli/data; relative paths start at the config "
+                          "file's folder")
+    download: Annotated[bool, Field(
+        description="torchvision sets: download a missing one into `data.root` (needs internet)")] = False
+    image_size: Annotated[Integer, Field(
+        ge=1, description="image_folder: resize every image to this many pixels square")] = 32
     sort_by_label: Annotated[bool, Field(
         description="order the training set by class (why batches are shuffled: with `optim.batch_order: "
                     "sequential` each batch holds one class)")] = False
@@ -108,11 +124,17 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    name: Annotated[Literal["linear", "mlp", "cnn", "random_features"], Field(
-        description="`linear` (logistic / softmax / linear regression), `mlp`, `cnn`, or `random_features`: fixed "
-                    "random ReLU features max(0, Wx), W ~ N(0, 1/d), and a trainable linear read-out")] = "mlp"
+    name: Annotated[Literal["linear", "mlp", "cnn", "random_features", "resnet18"], Field(
+        description="`linear` (logistic / softmax / linear regression), `mlp`, `cnn`, `random_features`: fixed "
+                    "random ReLU features max(0, Wx), W ~ N(0, 1/d), and a trainable linear read-out, or "
+                    "`resnet18`: the pre-activation ResNet-18 of width `model.width`")] = "mlp"
     hidden: Annotated[list[Annotated[Integer, Field(ge=1)]], Field(
-        description="hidden-layer widths (`mlp`) or channels per convolution (`cnn`)")] = [100, 100]
+        description="hidden-layer widths (`mlp`) or channels per stride-2 convolution (`cnn` without a "
+                    "`width`)")] = [100, 100]
+    width: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="k, the channels of the first of four stages of k, 2k, 4k and 8k (Nakkiran et al., "
+                          "arXiv 1912.02292): `resnet18` (`null`: 64, the standard ResNet-18) and `cnn` (their "
+                          "5-layer CNN; `null`: the stride-2 CNN of `hidden`)")
     features: Annotated[Integer, Field(
         ge=1, description="`random_features`: how many fixed random ReLU features")] = 100
     activation: Annotated[Literal["relu", "tanh", "sigmoid", "gelu"], Field(

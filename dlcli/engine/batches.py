@@ -1,5 +1,7 @@
 """Batches and data on the device, for M models at once: each model's splits as [M, n, ...] tensors,
-and each epoch's index batches drawn from each model's own generator.
+and each epoch's index batches drawn from each model's own generator. uint8 images stay uint8 on the
+device, with their channel statistics beside them (`x_mean`, `x_std`); `model_inputs` turns a batch or
+an evaluation chunk of them into the model's float input.
 
 The order is drawn on the CPU (its generator lives there) and sent to the device in one copy.
 """
@@ -51,6 +53,29 @@ def gather(data: Tensor, rows: Tensor, indices: Tensor) -> Tensor:
     return data[rows, indices]
 
 
+def model_inputs(x: Tensor, stats: tuple[Tensor, Tensor] | None) -> Tensor:
+    """The model's float input from stored inputs: uint8 images become (x − mean) / std, channel by
+    channel; float inputs (standardized on the host already) pass through unchanged."""
+    if stats is None:
+        return x
+    mean, std = stats
+    return x.to(torch.float32, copy=True).sub_(mean).div_(std)  # in place on the copy: (x − mean) / std
+
+
+def input_stats(data: dict[str, Tensor]) -> tuple[Tensor, Tensor] | None:
+    """The channel statistics `model_inputs` normalizes with: [M, 1, C, 1, 1] beside stacked splits,
+    [1, C, 1, 1] beside one data set's; None for float data."""
+    return (data["x_mean"], data["x_std"]) if "x_mean" in data else None
+
+
+def device_stats(dataset: Dataset, device: torch.device) -> tuple[Tensor, Tensor] | None:
+    """A data set's channel statistics on the device, for `model_inputs` (None for float data)."""
+    if dataset.normalize is None:
+        return None
+    mean, std = dataset.normalize
+    return torch.as_tensor(mean).to(device), torch.as_tensor(std).to(device)
+
+
 def device_arrays(dataset: Dataset, device: torch.device) -> dict[str, Tensor]:
     return {key: torch.as_tensor(value).to(device) for key, value in _arrays(dataset).items()}
 
@@ -60,6 +85,8 @@ def _arrays(dataset: Dataset) -> dict[str, np.ndarray]:
               "x_test": dataset.x_test, "y_test": dataset.y_test}
     if dataset.x_val is not None:
         arrays |= {"x_val": dataset.x_val, "y_val": dataset.y_val}
+    if dataset.normalize is not None:
+        arrays |= {"x_mean": dataset.normalize[0], "x_std": dataset.normalize[1]}
     return arrays
 
 

@@ -18,7 +18,7 @@ from dlcli.components import losses
 from dlcli.components.run_log import RunLog
 from dlcli.components.schedules import Plan, lr_at
 from dlcli.config.schema import Experiment
-from dlcli.engine.batches import gather, stacked_batches
+from dlcli.engine.batches import gather, input_stats, model_inputs, stacked_batches
 from dlcli.engine.interface import EVAL_BATCH, Trainable
 
 
@@ -53,7 +53,7 @@ def train_epoch(models: Trainable, data: dict[str, Tensor], members: list[Member
     lead = members[0].experiment  # loss, batch size and batch order are the same for every model of a stack
     x, y = data["x_train"], data["y_train"]  # [M, n, ...]
     if models.least_squares:
-        return _least_squares_epoch(models, x, y, lead)
+        return _least_squares_epoch(models, model_inputs(x, input_stats(data)), y, lead)
     batches = stacked_batches(x.shape[1], plan.batch_sizes[epoch - 1], lead.optim.batch_order,
                               [member.batch_order for member in members], x.device)
     first_step = plan.steps_before(epoch)
@@ -62,9 +62,10 @@ def train_epoch(models: Trainable, data: dict[str, Tensor], members: list[Member
     loss_fn = losses.LOSSES[lead.loss]
     models.start_epoch(lrs)
     rows = torch.arange(len(x), device=x.device).unsqueeze(1)  # each model's row of the data
+    stats = input_stats(data)  # uint8 images: normalized batch by batch, on the device
     batch_losses, times = [], []
     for i, indices in enumerate(batches):
-        inputs, targets = gather(x, rows, indices), gather(y, rows, indices)
+        inputs, targets = model_inputs(gather(x, rows, indices), stats), gather(y, rows, indices)
         if augments is not None:
             inputs = torch.stack([augment(batch) for augment, batch in zip(augments, inputs)])
         data_loss = models.data_loss(loss_fn, inputs, targets)
@@ -83,10 +84,20 @@ def _least_squares_epoch(models: Trainable, x: Tensor, y: Tensor, experiment: Ex
 
 
 @torch.inference_mode()
-def evaluate_outputs(model: nn.Module, x: Tensor) -> Tensor:
-    """The model's outputs for a whole split, in large batches, with dropout off."""
+def evaluate_outputs(model: nn.Module, x: Tensor, stats: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """The model's outputs for a whole split, in large batches, with dropout off (`stats`: uint8
+    images' channel statistics, see `model_inputs`)."""
     model.eval()
-    return torch.cat([model(chunk) for chunk in x.split(EVAL_BATCH)])
+    return torch.cat([model(model_inputs(chunk, stats)) for chunk in x.split(EVAL_BATCH)])
+
+
+def split_outputs(models: Trainable, x: Tensor, stats: tuple[Tensor, Tensor] | None) -> Tensor:
+    """Every model's outputs on a split [M, N, ...]; uint8 images normalized a chunk at a time, so
+    that no float copy of the whole split is made."""
+    if stats is None:
+        return models.outputs(x)
+    chunk = max(1, EVAL_BATCH // len(x))
+    return torch.cat([models.outputs(model_inputs(part, stats)) for part in x.split(chunk, dim=1)], dim=1)
 
 
 def measure(models: Trainable, data: dict[str, Tensor], loss: str,
@@ -96,7 +107,7 @@ def measure(models: Trainable, data: dict[str, Tensor], loss: str,
     names = [name for name in ("train", "test", "val") if f"x_{name}" in data]
     measured, sizes, keys = [], [], []
     for name in names:
-        outputs = models.outputs(data[f"x_{name}"])  # [M, N, out]
+        outputs = split_outputs(models, data[f"x_{name}"], input_stats(data))  # [M, N, out]
         targets = data[f"y_{name}"]
         flat_outputs, flat_targets = outputs.flatten(0, 1), targets.reshape(-1)
         measured += [losses.LOSSES[loss](flat_outputs, flat_targets).view(targets.shape[:2]).sum(1),

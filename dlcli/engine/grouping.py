@@ -5,8 +5,9 @@ Points share a stack when their configs differ only in what a stack holds per mo
 momentum, weight decay, L1, L2, dropout rate, lr schedule, early stopping, augmentation, and the data
 draw (data.seed, label noise, resample index). Everything else (architecture, data set and size, batch
 size, epochs, optimizer, device) sets the shapes and must be the same. Once the data are loaded, a
-stack also needs equal data shapes (see `shape_of`). What has no stacked form (batch norm, lstsq,
-compile, bf16) trains alone as a `SingleModel`.
+stack also needs equal data shapes (see `shape_of`). Every registry model stacks, batch norm included
+(each model keeps its own batch statistics; conv nets run as grouped convolutions); what has no
+stacked form (lstsq, compile, bf16) trains alone as a `SingleModel`.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import json
 
 import torch
 
+from dlcli.components.conv_models import RESNET_WIDTH
 from dlcli.components.datasets import Dataset
 from dlcli.components.prepare import Prepared
 from dlcli.config.flat import flat_config
@@ -23,7 +25,7 @@ from dlcli.engine.single import SingleModel
 from dlcli.engine.stack import ModelStack
 
 PER_MODEL_KEYS = {"seed", "optim.lr", "optim.momentum", "regularization.weight_decay", "regularization.l1",
-                  "regularization.l2", "model.dropout", "data.seed", "data.label_noise", "data.resample.index"}
+                  "regularization.l2", "model.dropout", "data.seed", "data.label_noise", "data.random_labels", "data.resample.index"}
 PER_MODEL_SECTIONS = ("optim.schedule.", "optim.lr_scaling.", "regularization.early_stopping.", "data.augment.")
 MAX_STACK = 64  # models per stack: memory grows with it, and past this the speed-up has flattened
 
@@ -38,8 +40,6 @@ def group_key(experiment: Experiment) -> str:
 
 def stack_problem(experiment: Experiment) -> str | None:
     """Why this experiment cannot train in a stack (it then trains alone), or None."""
-    if experiment.model.norm == "batch":
-        return "model.norm: batch (its batch statistics have no stacked form)"
     if experiment.optim.name == "lstsq":
         return "optim.name: lstsq (an exact solve, not a gradient step)"
     if experiment.train.compile:
@@ -91,10 +91,14 @@ def build_models(unit: list[Prepared]) -> Trainable:
 
 def unit_cost(experiments: list[Experiment]) -> float:
     """A rough relative cost of training these points together, from the config alone: models × epochs
-    × the weights of the hidden layers (widths multiplied in turn). Orders the work among workers,
-    largest first, so that no worker is left alone with the biggest unit at the end."""
+    × the weights of the hidden layers (widths multiplied in turn; k, 2k, 4k, 8k channels for a model of
+    width k). Orders the work among workers, largest first, so that no worker is left alone with the
+    biggest unit at the end."""
     model = experiments[0].model
     widths = {"linear": [1], "random_features": [model.features]}.get(model.name, list(model.hidden))
+    if model.name == "resnet18" or (model.name == "cnn" and model.width is not None):
+        k = model.width or RESNET_WIDTH
+        widths = [k, 2 * k, 4 * k, 8 * k]
     weights = sum(a * b for a, b in zip(widths, widths[1:])) + sum(widths)
     return len(experiments) * max(1, experiments[0].train.epochs) * weights
 

@@ -37,6 +37,9 @@ from dlcli.layout import Status
 
 SUBSET_STREAM = 5  # seed offset of the generator that picks the training subset measured each epoch
 OnEpoch = Callable[[dict[str, float]], None]  # hears each epoch's metrics row as it is logged
+# Successive halving's hook: given the epoch and the last metrics row of each run still training (by
+# run folder), the runs to stop there, each with the reason; they end as `pruned` and leave the stack.
+Rung = Callable[[int, dict[Path, dict[str, float]]], dict[Path, str]]
 
 
 @dataclass
@@ -58,11 +61,13 @@ def train(experiment: Experiment, out_root: str | Path = "results", on_epoch: On
 
 
 def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | None = None, resume: bool = False,
-               on_note: Callable[[str], None] | None = None, tags: dict[str, str] | None = None) -> list[RunResult]:
+               on_note: Callable[[str], None] | None = None, tags: dict[str, str] | None = None,
+               rung: Rung | None = None) -> list[RunResult]:
     """Train prepared runs together, each into its run folder (created if missing). With several, they
     must stack (same shapes; see dlcli.engine.grouping). With `resume`, the runs continue from their
     checkpoints (taken after the same epoch); a run without a usable one starts again, and `on_note`
-    hears so. `tags` are set in each run's tags.json as it starts."""
+    hears so. `tags` are set in each run's tags.json as it starts; `rung`, called after each epoch,
+    prunes runs (a search's successive halving)."""
     for run_dir in run_dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
     logs, checkpoints = _open_logs(unit, run_dirs, resume, on_note or (lambda text: None))
@@ -83,7 +88,7 @@ def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | N
             member.log.restore_last_state(ModelState(snapshot, m))
     data = stack_data([point.dataset for point in unit], unit[0].device)
     start = {key: checkpoints[0][key] for key in ("epoch", "step", "seconds")} if checkpoints else None
-    return _epoch_loop(models, members, data, on_epoch or (lambda row: None), start)
+    return _epoch_loop(models, members, data, on_epoch or (lambda row: None), start, rung)
 
 
 def resume(run_dir: str | Path, on_epoch: OnEpoch | None = None,
@@ -127,7 +132,7 @@ def _open_logs(unit: list[Prepared], run_dirs: list[Path], resume: bool,
 
 
 def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor], on_epoch: OnEpoch,
-                start: dict[str, Any] | None) -> list[RunResult]:
+                start: dict[str, Any] | None, rung: Rung | None = None) -> list[RunResult]:
     """Epoch 0 measures the initial models; each later epoch trains, then measures. A resumed unit
     starts after its checkpoint's epoch."""
     everyone, lead = list(members), members[0].experiment  # shapes and epochs are the same for every member
@@ -152,6 +157,8 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
                 _record(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
             else:
                 _check_finite(members, updates, epoch)
+            if rung is not None:
+                _prune(rung, epoch, members)
             members, data = _drop_finished(models, members, data, time.perf_counter() - started)
             if not members:
                 break
@@ -167,6 +174,16 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
     seconds = time.perf_counter() - started
     summaries = [member.log.finish(seconds) for member in everyone]
     return [RunResult(member.log.run_dir, member.log.status, summary) for member, summary in zip(everyone, summaries)]
+
+
+def _prune(rung: Rung, epoch: int, members: list[Member]) -> None:
+    """End the runs the rung stops; `_drop_finished` then takes them out of the stack, as it does runs
+    that stopped early."""
+    going = [member for member in members if not member.log.ended and member.log.last_row is not None]
+    stopped = rung(epoch, {member.log.run_dir: member.log.last_row for member in going})
+    for member in going:
+        if member.log.run_dir in stopped:
+            member.log.prune(stopped[member.log.run_dir])
 
 
 def _drop_finished(models: Trainable, members: list[Member], data: dict[str, Tensor],

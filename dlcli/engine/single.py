@@ -1,5 +1,5 @@
 """One model trained on its own: an nn.Module and its torch.optim optimizer (M = 1 of the
-`Trainable` interface). It serves what has no stacked form: batch norm, lstsq, torch.compile, bf16.
+`Trainable` interface). It serves what has no stacked form: lstsq, torch.compile, bf16.
 
 `step` is the whole training step of one model: forward (in `data_loss`), loss plus penalty,
 backward, update.

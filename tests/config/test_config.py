@@ -8,8 +8,10 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, tiny_config
+from image_files import trust_files, write_image_set  # noqa: F401 (a fixture)
 from dlcli.config.flat import config_hash, to_yaml
 from dlcli.config.load import experiment_from_dict, load_experiment
+from dlcli.config.data_params import IMAGE_SETS
 from dlcli.config.schema import Experiment
 from dlcli.errors import UserError
 
@@ -24,12 +26,16 @@ def test_there_are_shipped_configs():
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.name)
-def test_shipped_config_validates_and_prepares(path: Path, monkeypatch, tmp_path):
+def test_shipped_config_validates_and_prepares(path: Path, monkeypatch, tmp_path, tmp_path_factory, trust_files):
     from dlcli.components.prepare import prepare
 
     monkeypatch.chdir(tmp_path)  # data paths start at the config's folder, not the working directory
     experiment = load_experiment(path)
     assert isinstance(experiment, Experiment)
+    if experiment.data.name in IMAGE_SETS:  # nothing downloads: a tiny copy in the set's own format
+        root = tmp_path_factory.mktemp("images")
+        write_image_set(root, experiment.data.name)
+        experiment = load_experiment(path, [f"data.root={root}", "data.n_train=null", "data.n_test=null"])
     prepared = prepare(experiment)
     assert len(prepared.dataset.x_train) > 0 and len(prepared.dataset.x_test) > 0
     assert len(prepared.dataset.x_train) == len(prepared.dataset.y_train)

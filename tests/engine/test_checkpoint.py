@@ -89,7 +89,7 @@ VARIANTS = {
                                "regularization": {"weight_decay": 0.01}},
     "augmentation and steps.csv": {"data": {"name": "gaussians", "n_train": 100, "n_test": 100,
                                             "augment": {"noise_std": 0.3}}, "train": {"epochs": 8, "log_steps": True}},
-    "batch norm (one model alone)": {"model": {"name": "mlp", "hidden": [16], "norm": "batch", "dropout": 0.2}},
+    "batch norm (running statistics)": {"model": {"name": "mlp", "hidden": [16], "norm": "batch", "dropout": 0.2}},
     "l1 and l2": {"regularization": {"l1": 0.001, "l2": 0.01}},
 }
 
