@@ -26,6 +26,10 @@ def export_tensorboard(frame: pd.DataFrame, log_dir: str | Path) -> list[Path]:
         from torch.utils.tensorboard.summary import hparams
     except ImportError:
         raise UserError("exporting to TensorBoard needs tensorboard: pip install 'dlcli[tensorboard]'") from None
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--to tensorboard {log_dir}: cannot create the folder ({error.strerror})") from None
     keys = swept_keys(frame) or [key for key in frame.columns if key == "seed"]
     domains = discrete_domains(frame, keys)
     written = []
