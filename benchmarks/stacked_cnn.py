@@ -9,7 +9,6 @@ batch 128.
 Run: python benchmarks/stacked_cnn.py [--width 8] [--n-train 1000] [--epochs 2] [--repeats 3] [--device cpu|cuda]
 """
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 
 from dlcli.config.sweep import load_sweep
 from dlcli.sweep.runner import run_sweep
+from pairs import report_pairs
 
 LRS = "0.01,0.02,0.05,0.1"
 SEEDS = 4
@@ -75,11 +75,7 @@ def main() -> None:
     for _ in range(arguments.repeats):
         pairs.append((timed(arguments.epochs, False), timed(arguments.epochs, True)))
         print(f"  one by one {pairs[-1][0]:.2f} s, stacked {pairs[-1][1]:.2f} s", flush=True)
-    for label, times in (("one by one", [a for a, _ in pairs]), ("stacked", [b for _, b in pairs])):
-        print(f"{label:<11}: median {statistics.median(times):.2f} s  (min {min(times):.2f}, max {max(times):.2f})")
-    ratios = [a / b for a, b in pairs]
-    print(f"speed-up, pair by pair: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, "
-          f"max {max(ratios):.2f}); GPU target ≥ 5")
+    report_pairs(pairs, ("one by one", "stacked"), "GPU target ≥ 5")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ signals); 4 lr × 4 seeds by default, 8 × 8 with --points 64.
 Run: python benchmarks/vectorized_vs_one_by_one.py [--points 16|64] [--epochs 20] [--repeats 5] [--device cpu|cuda]
 """
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from dlcli.sweep.runner import run_sweep
+from pairs import report_pairs
 from dlcli.config.sweep import load_sweep
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,11 +48,7 @@ def main() -> None:
     for _ in range(arguments.repeats):
         pairs.append((timed(arguments.epochs, False), timed(arguments.epochs, True)))
         print(f"  one by one {pairs[-1][0]:.2f} s, vectorized {pairs[-1][1]:.2f} s", flush=True)
-    for label, times in (("one by one", [a for a, _ in pairs]), ("vectorized", [b for _, b in pairs])):
-        print(f"{label:<11}: median {statistics.median(times):.2f} s  (min {min(times):.2f}, max {max(times):.2f})")
-    ratios = [a / b for a, b in pairs]
-    print(f"speed-up, pair by pair: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, "
-          f"max {max(ratios):.2f}); target ≥ 3 on 2 CPU cores, ≥ 20 on a GPU (64 points)")
+    report_pairs(pairs, ("one by one", "vectorized"), "target ≥ 3 on 2 CPU cores, ≥ 20 on a GPU (64 points)")
 
 
 if __name__ == "__main__":

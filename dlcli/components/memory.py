@@ -72,8 +72,8 @@ def data_memory_problem(name: str, numbers: int) -> str | None:
     """A one-line problem when generating a data set that draws this many numbers (float64 while drawn,
     float32 kept) would not fit in the free memory, else None."""
     needed = numbers * 12
-    available = available_bytes(torch.device("cpu"))
-    if available is None or needed <= available:
+    available = _short_of(needed)
+    if available is None:
         return None
     return (f"data: generating {name} as configured (data.n_train, data.n_test, data.params) needs about "
             f"{gigabytes(needed)} and the machine has {gigabytes(available)} free; ask for less, or pass --force "
@@ -84,12 +84,18 @@ def stored_data_problem(name: str, needed: int) -> str | None:
     """A one-line problem when reading an image set takes more than the machine's free memory, else None.
     Every image is held in memory (on the host, then on the device): streaming batches from disk
     (a DataLoader) is not implemented."""
-    available = available_bytes(torch.device("cpu"))
-    if available is None or needed <= available:
+    available = _short_of(needed)
+    if available is None:
         return None
     return (f"data: reading {name} needs about {gigabytes(needed)} (every image held in memory as uint8; "
             f"streaming from disk is not implemented) and the machine has {gigabytes(available)} free; use a "
             "smaller data.image_size or fewer images, or pass --force to try anyway")
+
+
+def _short_of(needed: int) -> int | None:
+    """The host's free bytes when `needed` bytes do not fit in them, else None."""
+    available = available_bytes(torch.device("cpu"))
+    return available if available is not None and needed > available else None
 
 
 def available_bytes(device: torch.device) -> int | None:
