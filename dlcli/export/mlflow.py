@@ -38,12 +38,22 @@ class MlflowExport:
 def export_mlflow(frame: pd.DataFrame, uri: str) -> MlflowExport:
     """Export every run of `frame` (compare.load_runs' rows) into the tracking store at `uri`."""
     try:
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise UserError("exporting to MLflow needs mlflow: pip install 'dlcli[mlflow]'") from None
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)  # the store's migrations log every step
-    client, result = MlflowClient(tracking_uri=uri), MlflowExport()
+    try:
+        return export_runs(MlflowClient(tracking_uri=uri), frame, uri)
+    except MlflowException as error:  # an unknown scheme, an unreachable server: what was exported stays
+        message = str(error.message).strip().splitlines()[0] if str(error.message).strip() else type(error).__name__
+        raise UserError(f"--to mlflow {uri}: {message} (exporting again continues where this stopped)") from None
+
+
+def export_runs(client: Any, frame: pd.DataFrame, uri: str) -> MlflowExport:
+    """Each run of `frame` into the store behind `client`, one experiment per sweep."""
+    result = MlflowExport()
     for name, runs in frame.groupby(frame["path"].map(experiment_name), sort=False):
         experiment_id = experiment_for(client, name, uri)
         result.experiments[name] = experiment_id

@@ -126,6 +126,7 @@ def test_bad_input_is_one_line_and_exit_2(sweep, tmp_path):
     (tmp_path / "file").write_text("")
     for args in (["--to", "wandb", tmp_path / "x"], ["--to", "tensorboard", tmp_path / "file"],
                  ["--to", "tensorboard", tmp_path / "file" / "tb"],  # a folder that cannot be made
+                 ["--to", "mlflow", "nosuchscheme://store"],
                  ["--to", "tensorboard", tmp_path / "tb", "--where", "optim.lr>1e9"]):
         result = invoke("export", sweep[0], *args)
         assert result.exit_code == 2, (args, result.output)
