@@ -1,8 +1,38 @@
-"""Paired timings, A then B in turn, reported as medians and the median of the pair-by-pair ratios
-(the machine is shared: a ratio within a pair is steadier than either time)."""
+"""Paired timings of a sweep one by one (A) and stacked (B), in turn, reported as medians and the
+median of the pair-by-pair ratios (the machine is shared: a ratio within a pair is steadier than
+either time)."""
 from __future__ import annotations
 
 import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from dlcli.config.sweep import load_sweep
+from dlcli.sweep.runner import run_sweep
+
+
+def timed_sweep(config: Path, grid: list[str], seeds: int, overrides: list[str], vectorize: bool) -> float:
+    """Seconds of a whole `run_sweep` (prepare, train, measure, write) into a fresh folder."""
+    spec = load_sweep(config, grid, [], seeds, overrides)
+    with tempfile.TemporaryDirectory() as out:  # fresh: a sweep skips the points it finds finished
+        started = time.perf_counter()
+        result = run_sweep(spec, out, vectorize=vectorize)
+        seconds = time.perf_counter() - started
+        assert not result.failed, result.failed
+    return seconds
+
+
+def one_by_one_against_stacked(config: Path, grid: list[str], seeds: int, overrides: list[str], repeats: int,
+                               label: str, target: str) -> None:
+    """Warm up (one epoch each way), then `repeats` pairs, printed as they come and summarized."""
+    run = lambda vectorize, extra=(): timed_sweep(config, grid, seeds, [*overrides, *extra], vectorize)  # noqa: E731
+    run(False, ["train.epochs=1"]), run(True, ["train.epochs=1"])  # allocator, kernels, CUDA context, data cache
+    pairs = []
+    for _ in range(repeats):
+        pairs.append((run(False), run(True)))
+        print(f"  one by one {pairs[-1][0]:.2f} s, {label} {pairs[-1][1]:.2f} s", flush=True)
+    report_pairs(pairs, ("one by one", label), target)
 
 
 def report_pairs(pairs: list[tuple[float, float]], labels: tuple[str, str], target: str) -> None:

@@ -10,15 +10,12 @@ Run: python benchmarks/stacked_cnn.py [--width 8] [--n-train 1000] [--epochs 2] 
 """
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from dlcli.config.sweep import load_sweep
-from dlcli.sweep.runner import run_sweep
-from pairs import report_pairs
+from pairs import one_by_one_against_stacked
 
 LRS = "0.01,0.02,0.05,0.1"
 SEEDS = 4
@@ -59,23 +56,10 @@ def main() -> None:
     data = write_data(folder, arguments.n_train, arguments.n_test)
     config = write_config(folder, data, arguments.width, arguments.device)
 
-    def timed(epochs: int, vectorize: bool) -> float:
-        spec = load_sweep(config, [f"optim.lr={LRS}"], [], SEEDS, [f"train.epochs={epochs}"])
-        with tempfile.TemporaryDirectory() as out:  # fresh: a sweep skips the points it finds finished
-            started = time.perf_counter()
-            result = run_sweep(spec, out, vectorize=vectorize)
-            seconds = time.perf_counter() - started
-            assert not result.failed, result.failed
-        return seconds
-
-    timed(1, False), timed(1, True)  # warm up: allocator, kernels (CUDA context)
     print(f"16 CNNs of width {arguments.width} (batch norm), {arguments.n_train} images 3×32×32, "
           f"{arguments.epochs} epochs, batch 128, {arguments.device}")
-    pairs = []
-    for _ in range(arguments.repeats):
-        pairs.append((timed(arguments.epochs, False), timed(arguments.epochs, True)))
-        print(f"  one by one {pairs[-1][0]:.2f} s, stacked {pairs[-1][1]:.2f} s", flush=True)
-    report_pairs(pairs, ("one by one", "stacked"), "GPU target ≥ 5")
+    one_by_one_against_stacked(config, [f"optim.lr={LRS}"], SEEDS, [f"train.epochs={arguments.epochs}"],
+                               arguments.repeats, "stacked", "GPU target ≥ 5")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,9 @@ signals); 4 lr × 4 seeds by default, 8 × 8 with --points 64.
 Run: python benchmarks/vectorized_vs_one_by_one.py [--points 16|64] [--epochs 20] [--repeats 5] [--device cpu|cuda]
 """
 import argparse
-import tempfile
-import time
 from pathlib import Path
 
-from dlcli.sweep.runner import run_sweep
-from pairs import report_pairs
-from dlcli.config.sweep import load_sweep
+from pairs import one_by_one_against_stacked
 
 REPO = Path(__file__).resolve().parent.parent
 LRS = {16: "0.01,0.03,0.1,0.3", 64: "0.003,0.006,0.01,0.02,0.03,0.06,0.1,0.2"}
@@ -33,22 +29,9 @@ def main() -> None:
     config = REPO / "configs" / "quickstart.yaml"
     overrides = [f"device={arguments.device}"]
 
-    def timed(epochs: int, vectorize: bool) -> float:
-        spec = load_sweep(config, [f"optim.lr={lrs}"], [], seeds, [*overrides, f"train.epochs={epochs}"])
-        with tempfile.TemporaryDirectory() as out:  # fresh: a sweep skips the points it finds finished
-            started = time.perf_counter()
-            result = run_sweep(spec, out, vectorize=vectorize)
-            seconds = time.perf_counter() - started
-            assert not result.failed, result.failed
-        return seconds
-
-    timed(1, False), timed(1, True)  # warm up: data cache, allocator, kernels (CUDA context)
     print(f"{arguments.points} points ({seeds} seeds × lr {lrs}), {arguments.epochs} epochs, {arguments.device}")
-    pairs = []
-    for _ in range(arguments.repeats):
-        pairs.append((timed(arguments.epochs, False), timed(arguments.epochs, True)))
-        print(f"  one by one {pairs[-1][0]:.2f} s, vectorized {pairs[-1][1]:.2f} s", flush=True)
-    report_pairs(pairs, ("one by one", "vectorized"), "target ≥ 3 on 2 CPU cores, ≥ 20 on a GPU (64 points)")
+    one_by_one_against_stacked(config, [f"optim.lr={lrs}"], seeds, [*overrides, f"train.epochs={arguments.epochs}"],
+                               arguments.repeats, "vectorized", "target ≥ 3 on 2 CPU cores, ≥ 20 on a GPU (64 points)")
 
 
 if __name__ == "__main__":
