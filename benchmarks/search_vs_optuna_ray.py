@@ -34,6 +34,7 @@ CONFIG = REPO / "configs" / "search_mlp.yaml"
 WIDTHS = {"64": [64, 64], "128": [128, 128], "256": [256, 256]}  # search_mlp.yaml's; --small replaces them
 BATCH = {"size": 64}  # search_mlp.yaml's; --small: 32
 PRUNE = {"dlcli": "asha"}  # --no-prune: "none", and no pruner in the Optuna loop
+THREADS = os.cpu_count()  # torch threads for dlcli and the Optuna loop: the whole machine
 
 
 def mnist1d_splits(seed: int = 0) -> dict:
@@ -86,7 +87,7 @@ def run_dlcli(trials: int, epochs: int) -> float:
 
     widths = ",".join(f"[{width},{width}]" for width in WIDTHS)
     plan = load_search(CONFIG, [f"model.hidden=choice({widths})"],
-                       [f"train.epochs={epochs}", f"optim.batch_size={BATCH['size']}"],
+                       [f"train.epochs={epochs}", f"optim.batch_size={BATCH['size']}", f"train.threads={THREADS}"],
                        method="random", trials=trials, prune=PRUNE["dlcli"])
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
@@ -99,7 +100,7 @@ def run_optuna(trials: int, epochs: int, data: dict) -> float:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
 
     def objective(trial):
         params = {"lr": trial.suggest_float("lr", 0.003, 1, log=True),

@@ -50,7 +50,8 @@ def truncate_csv(path: Path, column: str, last: int) -> None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """metrics.csv's rows as the loop logged them: epoch and step integers, the rest floats."""
+    """metrics.csv's rows as the loop logged them: epoch and step integers, the rest floats (None for a
+    split the epoch did not measure)."""
     with open(path, encoding="utf-8", newline="") as file:
-        return [{key: int(value) if key in ("epoch", "step") else float(value) for key, value in row.items()}
-                for row in csv.DictReader(file)]
+        return [{key: int(value) if key in ("epoch", "step") else float(value) if value else None
+                 for key, value in row.items()} for row in csv.DictReader(file)]

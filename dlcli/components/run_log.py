@@ -245,7 +245,8 @@ def _final_summary(header: dict, rows: list[dict], status: Status, message: str 
                    restored: dict | None = None) -> dict:
     ran = rows[-1] if rows else {}
     final = restored or ran  # the metrics of the weights the run ends with (and model.pt holds)
-    best = min(rows, key=lambda row: row["test_error"]) if rows else {}
+    tested = [row for row in rows if row.get("test_error") is not None]  # all, unless `train.eval_splits: val`
+    best = min(tested, key=lambda row: row["test_error"]) if tested else {}
     return {
         **header,
         "status": status,
@@ -255,7 +256,7 @@ def _final_summary(header: dict, rows: list[dict], status: Status, message: str 
         "restored_epoch": restored["epoch"] if restored else None,
         **{key: final.get(key) for key in ("train_loss", "train_error", "test_loss", "test_error",
                                            "val_loss", "val_error", "weight_norm")},
-        "gap": final["test_error"] - final["train_error"] if rows else None,
+        "gap": final["test_error"] - final["train_error"] if final.get("test_error") is not None else None,
         "best_test_error": best.get("test_error"),
         "best_epoch": best.get("epoch"),
         "seconds": seconds,

@@ -80,6 +80,11 @@ def experiment_from_dict(
     return experiment.model_copy(update={"data": experiment.data.model_copy(update={"params": params, "root": root})})
 
 
+# libyaml's safe loader where PyYAML was built with it: the same plain types, parsed about 10× faster (a
+# search reads its config once per trial).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """Safe-load a YAML file that must hold a mapping; every failure is a one-line `UserError`."""
     if not path.is_file():
@@ -89,7 +94,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read: {error}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.constructor.ConstructorError as error:
         line = f"line {error.problem_mark.line + 1}: " if error.problem_mark else ""
         raise UserError(

@@ -149,6 +149,7 @@ def cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
     if experiment.regularization.early_stopping.patience is not None and experiment.train.val_fraction == 0:
         problems.append(("regularization.early_stopping.patience",
                          "early stopping watches a validation set: set train.val_fraction > 0"))
+    problems += _eval_splits_problems(experiment)
     resample = experiment.data.resample
     if resample.method == "fresh" and experiment.data.name not in GENERATED:
         problems.append(("data.resample.method", f"fresh draws need a generated data set ({', '.join(GENERATED)}); "
@@ -160,3 +161,18 @@ def cross_checks(experiment: Experiment) -> list[tuple[str, str]]:
     if experiment.data.random_labels and experiment.data.label_noise > 0:
         problems.append(("data.label_noise", "random_labels already replaces every label: set 0, or random_labels: false"))
     return problems
+
+
+def _eval_splits_problems(experiment: Experiment) -> list[tuple[str, str]]:
+    """`train.eval_splits: val` measures the validation split until the last epoch: there must be one, and
+    the run must end on the last epoch's weights (the only ones whose test error is measured)."""
+    if experiment.train.eval_splits != "val":
+        return []
+    if experiment.train.val_fraction == 0:
+        return [("train.eval_splits", "val measures the validation split: set train.val_fraction > 0, or use all")]
+    stopping = experiment.regularization.early_stopping
+    if stopping.patience is not None and stopping.restore_best:
+        return [("train.eval_splits", "val measures the test split at the last epoch only, but early stopping with "
+                                      "restore_best ends on an earlier epoch's weights: set restore_best: false, "
+                                      "or use all")]
+    return []

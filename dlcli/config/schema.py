@@ -233,6 +233,10 @@ class TrainConfig(Section):
         None, description="measure the training set's loss and error on a fixed seeded random subset of this many "
                           "samples (`null`: all of it); the last epoch measures all of it, so the final train error "
                           "is exact")
+    eval_splits: Annotated[Literal["all", "val"], Field(
+        description="the splits measured before the last epoch: `all` (train, test and val), or `val` alone (needs "
+                    "`train.val_fraction`): what a search's successive halving and choice read, the test split read "
+                    "once, at the end; the last epoch measures every split")] = "all"
     log_steps: Annotated[bool, Field(
         description="also write `steps.csv`: one row per update (step, epoch, batch_size, lr, batch_loss, "
                     "seconds)")] = False

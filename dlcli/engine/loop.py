@@ -12,7 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 import torch
 from torch import Tensor
@@ -35,11 +35,16 @@ from dlcli.engine.interface import Trainable
 from dlcli.errors import UserError
 from dlcli.layout import Status
 
+# A metrics row's measurements, empty (None) when the epoch did not measure that split (`train.eval_splits`).
+UNMEASURED = {f"{split}_{quantity}": None for split in ("train", "test") for quantity in ("loss", "error")}
 SUBSET_STREAM = 5  # seed offset of the generator that picks the training subset measured each epoch
 OnEpoch = Callable[[dict[str, float]], None]  # hears each epoch's metrics row as it is logged
 # Successive halving's hook: given the epoch and the last metrics row of each run still training (by
 # run folder), the runs to stop there, each with the reason; they end as `pruned` and leave the stack.
 Rung = Callable[[int, dict[Path, dict[str, float]]], dict[Path, str]]
+# A unit's training as a generator: after each epoch it yields (epoch, each training run's last row by
+# run folder) and is sent the runs to prune there; it returns the unit's results.
+Training = Generator[tuple[int, dict[Path, dict[str, float]]], dict[Path, str], list["RunResult"]]
 
 
 @dataclass
@@ -68,6 +73,37 @@ def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | N
     checkpoints (taken after the same epoch); a run without a usable one starts again, and `on_note`
     hears so. `tags` are set in each run's tags.json as it starts; `rung`, called after each epoch,
     prunes runs (a search's successive halving)."""
+    return drive(unit_training(unit, run_dirs, on_epoch, resume, on_note, tags), rung)
+
+
+def drive(training: Training, rung: Rung | None = None) -> list[RunResult]:
+    """Run a unit's training to its end, `rung` deciding after each epoch which runs stop."""
+    answer = None
+    while True:
+        try:
+            epoch, rows = training.send(answer)
+        except StopIteration as done:
+            return done.value
+        try:
+            answer = rung(epoch, rows) if rung is not None else {}
+        except BaseException as error:  # noqa: B036 - the runs in flight end as interrupted (or failed) first
+            return stop(training, error)
+
+
+def stop(training: Training, error: BaseException) -> list[RunResult]:
+    """End a unit paused between epochs: a KeyboardInterrupt ends its runs as interrupted and returns
+    their results; any other error is recorded in each run and raised."""
+    try:
+        training.throw(error)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("a unit's training went on after it was stopped")  # not reached: _epoch_loop ends
+
+
+def unit_training(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | None = None, resume: bool = False,
+                  on_note: Callable[[str], None] | None = None, tags: dict[str, str] | None = None) -> Training:
+    """`train_unit` as a generator (`Training`): a search steps several units side by side, deciding
+    successive halving's rungs across all of them. Nothing starts before the first `send(None)`."""
     for run_dir in run_dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
     logs, checkpoints = _open_logs(unit, run_dirs, resume, on_note or (lambda text: None))
@@ -88,7 +124,7 @@ def train_unit(unit: list[Prepared], run_dirs: list[Path], on_epoch: OnEpoch | N
             member.log.restore_last_state(ModelState(snapshot, m))
     data = stack_data([point.dataset for point in unit], unit[0].device)
     start = {key: checkpoints[0][key] for key in ("epoch", "step", "seconds")} if checkpoints else None
-    return _epoch_loop(models, members, data, on_epoch or (lambda row: None), start, rung)
+    return (yield from _epoch_loop(models, members, data, on_epoch or (lambda row: None), start))
 
 
 def resume(run_dir: str | Path, on_epoch: OnEpoch | None = None,
@@ -132,7 +168,7 @@ def _open_logs(unit: list[Prepared], run_dirs: list[Path], resume: bool,
 
 
 def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor], on_epoch: OnEpoch,
-                start: dict[str, Any] | None, rung: Rung | None = None) -> list[RunResult]:
+                start: dict[str, Any] | None) -> Training:
     """Epoch 0 measures the initial models; each later epoch trains, then measures. A resumed unit
     starts after its checkpoint's epoch."""
     everyone, lead = list(members), members[0].experiment  # shapes and epochs are the same for every member
@@ -157,8 +193,7 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
                 _record(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
             else:
                 _check_finite(members, updates, epoch)
-            if rung is not None:
-                _prune(rung, epoch, members)
+            _prune((yield _last_rows(epoch, members)), members)
             members, data = _drop_finished(models, members, data, time.perf_counter() - started)
             if not members:
                 break
@@ -176,13 +211,17 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
     return [RunResult(member.log.run_dir, member.log.status, summary) for member, summary in zip(everyone, summaries)]
 
 
-def _prune(rung: Rung, epoch: int, members: list[Member]) -> None:
-    """End the runs the rung stops; `_drop_finished` then takes them out of the stack, as it does runs
-    that stopped early."""
-    going = [member for member in members if not member.log.ended and member.log.last_row is not None]
-    stopped = rung(epoch, {member.log.run_dir: member.log.last_row for member in going})
-    for member in going:
-        if member.log.run_dir in stopped:
+def _last_rows(epoch: int, members: list[Member]) -> tuple[int, dict[Path, dict[str, float]]]:
+    """What a unit yields after an epoch: the epoch, and the last row of each run still training."""
+    return epoch, {member.log.run_dir: member.log.last_row for member in members
+                   if not member.log.ended and member.log.last_row is not None}
+
+
+def _prune(stopped: dict[Path, str] | None, members: list[Member]) -> None:
+    """End the runs a rung stops (with the reason); `_drop_finished` then takes them out of the stack,
+    as it does runs that stopped early."""
+    for member in members:
+        if member.log.run_dir in (stopped or {}):
             member.log.prune(stopped[member.log.run_dir])
 
 
@@ -203,13 +242,14 @@ def _record(models: Trainable, data: dict[str, Tensor], members: list[Member], p
             updates: EpochUpdates | None, started: float, on_epoch: OnEpoch) -> None:
     """Measure every model and log its epoch (one read-back, one snapshot for all of them)."""
     sums = updates.batch_losses.sum(0) if updates else None
-    measured_data = _train_subset(data, members) if position["epoch"] < members[0].experiment.train.epochs else data
+    last = position["epoch"] == members[0].experiment.train.epochs
+    measured_data = data if last else _between_last(data, members)
     measured, snapshot = measure(models, measured_data, members[0].experiment.loss, sums), models.snapshot()
     for m, (member, values) in enumerate(zip(members, measured)):
         if values is None:
             member.log.diverge(position["epoch"])
             continue
-        row = {**position, "lr": member.lr, **values, "seconds": time.perf_counter() - started}
+        row = {**position, "lr": member.lr, **UNMEASURED, **values, "seconds": time.perf_counter() - started}
         member.log.record(row, ModelState(snapshot, m))
         on_epoch(row)
 
@@ -219,6 +259,14 @@ def _check_finite(members: list[Member], updates: EpochUpdates, epoch: int) -> N
     for member, total in zip(members, updates.batch_losses.sum(0).tolist()):
         if not math.isfinite(total):
             member.log.diverge(epoch)
+
+
+def _between_last(data: dict[str, Tensor], members: list[Member]) -> dict[str, Tensor]:
+    """What the epochs before the last measure: the validation split alone (`train.eval_splits: val`),
+    or every split with the training set cut to its subset (`train.eval_train_subset`)."""
+    if members[0].experiment.train.eval_splits == "val":
+        return {key: value for key, value in data.items() if key not in ("x_train", "y_train", "x_test", "y_test")}
+    return _train_subset(data, members)
 
 
 def _train_subset(data: dict[str, Tensor], members: list[Member]) -> dict[str, Tensor]:

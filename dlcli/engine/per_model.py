@@ -43,7 +43,9 @@ def _select(value, indices: list[int]):
     if isinstance(value, list):
         return [value[i] for i in indices]
     index = torch.tensor(indices, device=value.device)
-    return value.detach()[index].requires_grad_() if value.requires_grad else value[index]
+    kept = torch.empty_like(value[: len(indices)])  # the same memory layout (see ModelStack._laid_out)
+    torch.index_select(value.detach(), 0, index, out=kept)
+    return kept.requires_grad_() if value.requires_grad else kept
 
 
 def _part(value, start: int, stop: int):

@@ -44,12 +44,14 @@ class ModelStack:
         self.layers = stacked_forms(template)
         self.sample_numbers = sample_numbers(template)  # None: no convolutions
         params, buffers = stack_module_state(models)  # copies: leaves that require grad
+        self.transposed = {f"{name}.weight" for name, layer in template.named_modules() if isinstance(layer, nn.Linear)}
+        params = {name: self._laid_out(name, value).requires_grad_() for name, value in params.items()}
         device = next(iter(params.values())).device
         hyper = {name: torch.tensor([read(e) for e in experiments], dtype=torch.float64) for name, read in HYPER.items()}
         # Each model draws its dropout masks from its own stream, seeded by its seed: independent of
         # the other models, and the same masks whether it trains alone or in a stack.
         streams = [torch.Generator(device=device).manual_seed(e.seed + DROPOUT_STREAM) for e in experiments]
-        self.state = PerModel(dict(params), buffers, {}, hyper,
+        self.state = PerModel(params, buffers, {}, hyper,
                               {name: value.float().to(device) for name, value in hyper.items()}, streams)
         self.device = device
         self.optimizer = experiments[0].optim.name  # the same in a group: the group key holds it
@@ -120,15 +122,25 @@ class ModelStack:
         def stacked(read) -> Tensor:
             return torch.stack([read(state) for state in states]).to(self.device)
 
-        self.state.params = {name: stacked(lambda s: s["params"][name]).requires_grad_() for name in self.state.params}
+        self.state.params = {name: self._laid_out(name, stacked(lambda s: s["params"][name])).requires_grad_()
+                             for name in self.state.params}
         self.state.buffers = {name: stacked(lambda s: s["buffers"][name]) for name in self.state.buffers}
-        self.state.slots = {name: {key: stacked(lambda s: s["slots"][name][key]) for key in slots}
+        self.state.slots = {name: {key: self._laid_out(name, stacked(lambda s: s["slots"][name][key])) for key in slots}
                             for name, slots in states[0]["slots"].items()}
         for stream, state in zip(self.state.dropout_streams, states):
             stream.set_state(state["dropout_stream"])
         self.updates = states[0]["updates"]
 
     # ---- internals ----
+
+    def _laid_out(self, name: str, value: Tensor) -> Tensor:
+        """A linear layer's weights [M, out, in] stored as their transpose [M, in, out] (viewed back): the
+        layout of its gradient aᵀ·g (dlcli.engine.stacked_layers.StackedLinear), so that the optimizer's
+        passes read parameter, gradient and slots alike; mixed layouts made each pass several times
+        slower on a CPU. Any other tensor as it is."""
+        if name not in self.transposed:
+            return value.detach()
+        return value.detach().transpose(1, 2).contiguous().transpose(1, 2)
 
     def _forward(self, inputs: Tensor) -> Tensor:
         """All models at once, or on a CPU conv nets in passes of a few models (`models_per_pass`)."""
@@ -162,11 +174,14 @@ HYPER: dict[str, Callable[[Experiment], float]] = {
 
 
 def _sgd(slots: dict[str, Tensor], param: Tensor, grad: Tensor, lr: Tensor, momentum: Tensor, updates: int) -> None:
+    """buf ← momentum·buf + grad, then p ← p − lr·buf, each one pass in place with no [M, ...]
+    temporary (a fresh lr·buf was the update's costliest pass). On a CPU (−1·buf)·lr is −(lr·buf)
+    exactly, so p rounds as p − lr·buf does; a GPU may fuse it (FMA), alike for every model."""
     if "momentum" not in slots:
-        slots["momentum"] = grad.clone()  # torch.optim.SGD's first step: the buffer is the gradient
+        slots["momentum"] = grad.clone()  # torch.optim.SGD's first step; laid out as the parameter is
     else:
-        slots["momentum"].mul_(per_model(momentum, grad)).add_(grad)
-    param.sub_(per_model(lr, param) * slots["momentum"])
+        torch.addcmul(grad, slots["momentum"], per_model(momentum, grad), out=slots["momentum"])
+    param.addcmul_(slots["momentum"], per_model(lr, param), value=-1)
 
 
 def _adam(slots: dict[str, Tensor], param: Tensor, grad: Tensor, lr: Tensor, momentum: Tensor, updates: int) -> None:
@@ -177,8 +192,8 @@ def _adam(slots: dict[str, Tensor], param: Tensor, grad: Tensor, lr: Tensor, mom
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     step_size = lr / (1 - beta1 ** updates)
-    denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** updates)).add_(ADAM_EPS)
-    param.sub_(per_model(step_size, param) * exp_avg / denom)
+    denom = exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2 ** updates)).add_(ADAM_EPS)
+    param.addcdiv_(per_model(step_size, param) * exp_avg, denom, value=-1)  # p − step·m/denom, rounded as such
 
 
 # AdamW's decoupled decay is the stack's decay factor, applied before the update as torch.optim does.

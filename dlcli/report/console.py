@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from dlcli.report.text import number_text
+
 console = Console(highlight=False)
 error_console = Console(stderr=True, highlight=False)
 
@@ -37,8 +39,8 @@ def epoch_progress(name: str, epochs: int) -> Iterator[Callable[[dict[str, float
     def update(row: dict[str, float]) -> None:
         if not progress.live.is_started:  # shown from the first epoch on: not while the data load
             progress.start()
-        progress.update(task, completed=row["epoch"], train_loss=f"{row['train_loss']:.4f}",
-                        test_error=f"{row['test_error']:.4f}")
+        progress.update(task, completed=row["epoch"], train_loss=number_text(row["train_loss"], 4),
+                        test_error=number_text(row["test_error"], 4))
 
     try:
         yield update

@@ -19,7 +19,7 @@ from dlcli import layout
 from dlcli.components.prepare import Prepared, prepare_all
 from dlcli.components.threads import choose_threads, threads_for
 from dlcli.config.schema import Experiment
-from dlcli.engine.loop import Rung, train_unit
+from dlcli.engine.loop import train_unit
 from dlcli.errors import UserError
 from dlcli.layout import Status
 from dlcli.sweep.interrupts import ignore_interrupts, interruptible, interrupt_workers
@@ -67,16 +67,14 @@ def choose_backend(name: str, workers: int, address: str | None, gpus_per_run: f
 
 def train_safely(unit: list[Prepared], run_dirs: list[Path], resume: bool = False,
                  on_note: Callable[[str], None] | None = None,
-                 tags: dict[str, str] | None = None, rung: Rung | None = None) -> list[dict[str, Any]]:
+                 tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Train a unit into its run folders, continuing from their checkpoints with `resume`, else
-    replacing broken earlier attempts; a failure is recorded in runs.csv and the sweep goes on.
-    `rung`: a search's successive halving (dlcli.engine.loop.Rung)."""
+    replacing broken earlier attempts; a failure is recorded in runs.csv and the sweep goes on."""
     if not resume:
         for run_dir in run_dirs:
             shutil.rmtree(run_dir, ignore_errors=True)
     try:
-        return [result.summary for result in train_unit(unit, run_dirs, resume=resume, on_note=on_note, tags=tags,
-                                                        rung=rung)]
+        return [result.summary for result in train_unit(unit, run_dirs, resume=resume, on_note=on_note, tags=tags)]
     except Exception as error:
         failed = {"status": Status.FAILED, "message": f"{type(error).__name__}: {error}"}
         return [layout.finished_summary(run_dir) or failed for run_dir in run_dirs]

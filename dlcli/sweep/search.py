@@ -10,6 +10,7 @@ in its row, for the chosen trial to be reported once, at the end.
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -23,9 +24,10 @@ from dlcli.components.threads import threads_for
 from dlcli.config.flat import config_hash
 from dlcli.config.search import Search
 from dlcli.engine.grouping import MAX_STACK, plan_units
+from dlcli.engine.loop import unit_training
 from dlcli.errors import UserError
 from dlcli.layout import FINISHED, Status
-from dlcli.sweep.backends import train_safely
+from dlcli.sweep.lockstep import train_in_lockstep
 from dlcli.sweep.runner import sweep_lock
 from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
 
@@ -109,19 +111,25 @@ def _run_batch(study, search: Search, sweep_dir: Path, batch: list, on_result: H
         (on_note or (lambda text: None))(note)
     rung = Rungs(study, search.settings, search.probes[0].train.epochs,
                  {sweep_dir / run_id: numbers for run_id, numbers in trials_of.items()})
-    for unit in units:
-        run_dirs = [sweep_dir / run_ids[i] for i in unit]
-        with threads_for(prepared[unit[0]].experiment.train.threads):
-            summaries = train_safely([prepared[i] for i in unit], run_dirs, starts[unit[0]] is not None, on_note,
-                                     tags, rung if rung.rungs else None)
-        for i, summary in zip(unit, summaries):
+    run_dirs = [[sweep_dir / run_ids[i] for i in unit] for unit in units]
+    trainings = []
+    for unit, dirs in zip(units, run_dirs):
+        resumed = starts[unit[0]] is not None
+        for run_dir in [] if resumed else dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)  # a broken earlier attempt
+        trainings.append(unit_training([prepared[i] for i in unit], dirs, resume=resumed, on_note=on_note, tags=tags))
+
+    def finished(index: int, summaries: list[dict[str, Any]]) -> None:
+        numbers = set()
+        for i, summary in zip(units[index], summaries):
             tell(study, trials_of[run_ids[i]], summary, search.settings.metric)
+            numbers |= set(trials_of[run_ids[i]])
         rows = _rows(study, search, sweep_dir)
         _write_runs_csv(sweep_dir, rows, search)  # as units finish, as a sweep's
-        _announce(rows, {number for i in unit for number in trials_of[run_ids[i]]}, on_result)
-        if any(summary["status"] == Status.INTERRUPTED for summary in summaries):
-            return True
-    return False
+        _announce(rows, numbers, on_result)
+
+    with threads_for(prepared[0].experiment.train.threads):
+        return train_in_lockstep(trainings, run_dirs, rung, finished)
 
 
 def _announce(rows: list[dict[str, Any]], numbers: set[int], on_result: Hook | None) -> None:

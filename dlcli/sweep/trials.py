@@ -100,9 +100,10 @@ def tell(study, numbers: list[int], summary: dict[str, Any], metric: str) -> Non
 
 
 class Rungs:
-    """Successive halving (asynchronous, as in ASHA): at each rung epoch every training trial reports
-    its validation metric; it goes on only if it ranks in the best max(1, n // eta) of the n trials of
-    the search that have reached that rung, its own stack included. Called by the training loop."""
+    """Successive halving: at each rung epoch the trials training report their validation metric; a
+    trial goes on only if it ranks in the best max(1, n // eta) of the n trials of the search that have
+    reached that rung. The trials of a batch all report before any is decided (dlcli.sweep.lockstep);
+    those of earlier batches count too, as in ASHA. Called after every epoch."""
 
     def __init__(self, study, settings: SearchSettings, epochs: int, trials_of: dict[Path, list[int]]):
         self.study, self.settings, self.trials_of = study, settings, trials_of

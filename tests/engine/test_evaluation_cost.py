@@ -1,5 +1,6 @@
-"""What measuring costs: `train.eval_every` measures every N-th epoch (0 and the last always) and
-`train.eval_train_subset` scores the training set on a fixed subset. Neither changes the training."""
+"""What measuring costs: `train.eval_every` measures every N-th epoch (0 and the last always),
+`train.eval_train_subset` scores the training set on a fixed subset, and `train.eval_splits: val`
+measures only the validation split before the last epoch. None of them changes the training."""
 from __future__ import annotations
 
 import csv
@@ -53,6 +54,32 @@ def test_eval_train_subset_scores_a_fixed_subset_and_the_last_epoch_all_of_it(tm
     assert errors.tolist() != reference["train_error"].iloc[:-1].tolist()  # a subset, not the whole set
     assert measured.iloc[-1].equals(reference.iloc[-1])  # the final train error is exact
     assert subset.summary["train_error"] == whole.summary["train_error"]
+
+
+def test_eval_splits_val_measures_the_validation_split_until_the_last_epoch(tmp_path):
+    whole = train(experiment_from_dict(config_with(val_fraction=0.25)), tmp_path / "whole")
+    lean = train(experiment_from_dict(config_with(val_fraction=0.25, eval_splits="val")), tmp_path / "lean")
+    measured, reference = metrics(lean.run_dir), metrics(whole.run_dir)
+    unmeasured = ["train_loss", "train_error", "test_loss", "test_error"]
+    assert measured[unmeasured].iloc[:-1].isna().all().all()  # empty cells before the last epoch
+    kept = [column for column in measured.columns if column not in unmeasured]
+    pd.testing.assert_frame_equal(measured[kept], reference[kept])  # the same training, the same val curve
+    assert measured.iloc[-1].equals(reference.iloc[-1])  # the last epoch measures every split
+    for key in ("train_error", "test_error", "val_error", "gap"):
+        assert lean.summary[key] == whole.summary[key]
+    # the only epoch whose test error is known
+    assert (lean.summary["best_epoch"], lean.summary["best_test_error"]) == (7, lean.summary["test_error"])
+
+
+def test_eval_splits_val_needs_a_validation_split_and_the_last_weights(tmp_path):
+    for train_keys, expected in (({}, "train.val_fraction > 0"),
+                                 ({"val_fraction": 0.25}, "restore_best")):
+        config = config_with(eval_splits="val", **train_keys)
+        if train_keys:
+            config["regularization"] = {"early_stopping": {"patience": 2}}
+        result = invoke("train", write_yaml(tmp_path, config), "--out", tmp_path / "out")
+        assert result.exit_code == 2 and "train.eval_splits" in result.output and expected in result.output
+        assert not (tmp_path / "out").exists()
 
 
 def test_a_stacked_sweep_measures_what_one_by_one_runs_measure(tmp_path):

@@ -1,6 +1,7 @@
 """train.precision and train.compile: the GPU-path switches, checked where this machine can check them."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from typer.testing import CliRunner
@@ -41,7 +42,12 @@ def test_compile_trains_through_the_compiled_module_and_saves_plain_weights(tmp_
     compiled = train(experiment_from_dict(tiny_config(train={"epochs": 3, "compile": True})),
                      out_root=tmp_path / "compiled")
     assert len(wrappers) == 1 and wrappers[0].calls >= 3 * 4  # 4 batches an epoch, plus evaluations
-    assert without_seconds(read_metrics(compiled.run_dir)) == without_seconds(read_metrics(plain.run_dir))
+    # The compiled path trains an nn.Module with torch.optim; the plain one a stack of one, whose linear
+    # weights are stored transposed (dlcli.engine.stack): the same arithmetic, rounded in another order.
+    expected = without_seconds(read_metrics(plain.run_dir))
+    assert [row.keys() for row in without_seconds(read_metrics(compiled.run_dir))] == [row.keys() for row in expected]
+    assert without_seconds(read_metrics(compiled.run_dir)) == [
+        {key: pytest.approx(value, rel=1e-5, abs=1e-7) for key, value in row.items()} for row in expected]
     saved = torch.load(compiled.run_dir / "model.pt", weights_only=True)
     assert list(saved) == list(torch.load(plain.run_dir / "model.pt", weights_only=True))
     assert not any("_orig_mod" in key for key in saved)

@@ -1,0 +1,78 @@
+"""Training a search batch's units side by side, an epoch of each in turn, so that successive halving
+decides each rung across the whole batch: every trial of the batch reports its validation metric at the
+rung before any of them goes on, whichever stack it trains in. Trained one unit after another, the
+first stack would be judged against itself alone and the last against everyone: the outcome would hang
+on the order of the stacks.
+
+Each unit is a `dlcli.engine.loop.Training` generator. The models of the units not training this epoch
+stay where they are (on the device), so a batch holds at most a stack's worth of trials: `--batch`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from dlcli import layout
+from dlcli.engine.loop import Rung, RunResult, Training, stop
+from dlcli.layout import Status
+
+Finished = Callable[[int, list[dict[str, Any]]], None]  # a unit (its index) and its runs' summaries
+
+
+def train_in_lockstep(trainings: list[Training], run_dirs: list[list[Path]], rung: Rung,
+                      on_finished: Finished) -> bool:
+    """Step the units epoch by epoch; after each epoch every unit paused at the earliest epoch hears the
+    runs `rung` stops among all of theirs. A unit that breaks ends as `failed` and the others go on; an
+    interrupt ends every unit's runs as interrupted. `on_finished` hears each unit as it ends; returns
+    True when interrupted."""
+    paused: dict[int, tuple[int, dict[Path, dict[str, float]]]] = {}
+    interrupted = False
+    for index in range(len(trainings)):
+        interrupted |= _advance(index, trainings, run_dirs, None, paused, on_finished)
+        if interrupted:
+            return _stop_all(trainings, paused, on_finished)
+    while paused:
+        epoch = min(at for at, _ in paused.values())
+        due = [index for index, (at, _) in paused.items() if at == epoch]
+        try:
+            stopped = rung(epoch, {run_dir: row for index in due for run_dir, row in paused[index][1].items()})
+        except KeyboardInterrupt:
+            return _stop_all(trainings, paused, on_finished)
+        for index in due:
+            if _advance(index, trainings, run_dirs, stopped, paused, on_finished):
+                return _stop_all(trainings, paused, on_finished)
+    return False
+
+
+def _advance(index: int, trainings: list[Training], run_dirs: list[list[Path]], answer: dict[Path, str] | None,
+             paused: dict, on_finished: Finished) -> bool:
+    """One more epoch of a unit (its first `send` starts it); True when it ended interrupted."""
+    paused.pop(index, None)
+    try:
+        paused[index] = trainings[index].send(answer)
+        return False
+    except StopIteration as done:
+        summaries = _summaries(done.value)
+    except KeyboardInterrupt:  # raised before the unit's loop could catch it (while preparing)
+        summaries = [_failed(run_dir, Status.INTERRUPTED, "interrupted") for run_dir in run_dirs[index]]
+    except Exception as error:  # recorded in each run by the loop; the search goes on
+        message = f"{type(error).__name__}: {error}"
+        summaries = [_failed(run_dir, Status.FAILED, message) for run_dir in run_dirs[index]]
+    on_finished(index, summaries)
+    return any(summary["status"] == Status.INTERRUPTED for summary in summaries)
+
+
+def _stop_all(trainings: list[Training], paused: dict, on_finished: Finished) -> bool:
+    """An interrupt: the paused units end their runs as interrupted (their finished epochs kept)."""
+    for index in list(paused):
+        del paused[index]
+        on_finished(index, _summaries(stop(trainings[index], KeyboardInterrupt())))
+    return True
+
+
+def _summaries(results: list[RunResult]) -> list[dict[str, Any]]:
+    return [result.summary for result in results]
+
+
+def _failed(run_dir: Path, status: Status, message: str) -> dict[str, Any]:
+    return layout.finished_summary(run_dir) or {"status": status, "message": message}
