@@ -3,7 +3,7 @@
 - dlcli: `run_search` on configs/search_mlp.yaml, random sampling, successive halving (rungs at epochs
   1 and 3 of 9, eta 3); each batch of trials trains as stacked models.
 - Optuna driving a plain PyTorch loop trial by trial (study.optimize, RandomSampler,
-  SuccessiveHalvingPruner with the same rungs), the data loaded once, one torch thread.
+  SuccessiveHalvingPruner with the same rungs), the data loaded once.
 - Ray Tune with its ASHA scheduler (same rungs), two trials at a time, one CPU and one torch thread each.
 
 Same space (lr, momentum, weight decay, dropout, width of the MNIST-1D MLP), same 32 trials of 9
@@ -16,7 +16,14 @@ timing includes starting Ray, which every Ray Tune user pays.
 its way to stop trials). `--small` runs the same with quickstart-sized models (widths 32, 64 or 100; batches of 32), the regime
 stacking is for: many small models, many short steps.
 
-Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--repeats 3] [--small] [--no-prune] [--skip-ray]
+dlcli and the Optuna loop use both cores (torch threads); Ray Tune one per trial, two trials at a time.
+
+`--floor` measures, per width, what an epoch of one model costs: in the plain loop, in a dlcli stack
+of 11 (per model), and in the matrix products alone of that stack (forward and backward, random data:
+what no implementation on this CPU avoids). The last bounds how much faster than the plain loop any
+stacked search can be.
+
+Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--repeats 3] [--small] [--no-prune] [--skip-ray] [--floor]
 """
 import argparse
 import os
@@ -34,7 +41,7 @@ CONFIG = REPO / "configs" / "search_mlp.yaml"
 WIDTHS = {"64": [64, 64], "128": [128, 128], "256": [256, 256]}  # search_mlp.yaml's; --small replaces them
 BATCH = {"size": 64}  # search_mlp.yaml's; --small: 32
 PRUNE = {"dlcli": "asha"}  # --no-prune: "none", and no pruner in the Optuna loop
-THREADS = os.cpu_count()  # torch threads for dlcli and the Optuna loop: the whole machine
+THREADS = int(os.environ.get("THREADS", os.cpu_count()))  # torch threads for dlcli and the Optuna loop
 
 
 def mnist1d_splits(seed: int = 0) -> dict:
@@ -153,6 +160,62 @@ def run_ray(trials: int, epochs: int, data: dict) -> float:
     return seconds
 
 
+def matmul_epoch(width: int, models: int, samples: int) -> float:
+    """Seconds per model for one epoch of the stack's matrix products alone (forward a·Wᵀ, backward
+    g·W and aᵀ·g for each layer, the first layer's input gradient excepted), median of 5."""
+    layers = [(40, width), (width, width), (width, 10)]
+    tensors = [(torch.randn(models, BATCH["size"], n_in), torch.randn(models, n_out, n_in),
+                torch.randn(models, BATCH["size"], n_out)) for n_in, n_out in layers]
+    steps, times = samples // BATCH["size"], []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(steps):
+            for k, (a, weight, grad) in enumerate(tensors):
+                torch.bmm(a, weight.transpose(1, 2))
+                torch.bmm(a.transpose(1, 2), grad)
+                if k:
+                    torch.bmm(grad, weight)
+        times.append((time.perf_counter() - started) / models)
+    return statistics.median(times)
+
+
+def floor(data: dict) -> None:
+    """Per width: a plain-loop epoch, a dlcli stacked epoch per model, and the matmul floor per model."""
+    from dlcli.config.search import load_search
+    from dlcli.engine import epoch as epoch_module, loop
+
+    torch.set_num_threads(THREADS)
+    stacked: list[float] = []
+    train_epoch = epoch_module.train_epoch
+
+    def timed(*args):
+        started = time.perf_counter()
+        result = train_epoch(*args)
+        stacked.append((time.perf_counter() - started) / len(args[2]))
+        return result
+
+    loop.train_epoch = timed
+    samples = len(data["x"])
+    params = {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "dropout": 0.2}
+    for name, widths in WIDTHS.items():
+        plain = []
+        for _ in range(3):
+            started = time.perf_counter()
+            train_trial({**params, "width": name}, data, 2, lambda epoch, value: False)
+            plain.append((time.perf_counter() - started) / 2)
+        stacked.clear()
+        plan = load_search(CONFIG, [f"model.hidden=choice({widths})"],  # one width: one stack
+                           ["train.epochs=3", f"optim.batch_size={BATCH['size']}",
+                            f"train.threads={THREADS}", "model.dropout=0.2"], method="random", trials=11, prune="none")
+        from dlcli.sweep.search import run_search
+        with tempfile.TemporaryDirectory() as out:
+            run_search(plan, out)
+        print(f"width {name}: plain loop {1000 * statistics.median(plain):.1f} ms an epoch; dlcli, stack of 11: "
+              f"{1000 * statistics.median(stacked):.1f} ms a model; its matrix products alone: "
+              f"{1000 * matmul_epoch(int(name), 11, samples):.1f} ms a model")
+    loop.train_epoch = train_epoch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=32)
@@ -161,6 +224,7 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--no-prune", action="store_true")
+    parser.add_argument("--floor", action="store_true")
     arguments = parser.parse_args()
     if arguments.no_prune:
         PRUNE["dlcli"] = "none"
@@ -173,6 +237,8 @@ def main() -> None:
           f"successive halving (1, 3; eta 3): {PRUNE['dlcli']}, {os.cpu_count()} CPUs")
     run_dlcli(4, 1)  # warm-up: imports, the data cache
     data = mnist1d_splits()
+    if arguments.floor:
+        return floor(data)
     times = {"dlcli": [], "optuna + loop": [], "ray tune + asha": []}
     for _ in range(arguments.repeats):
         times["dlcli"].append(run_dlcli(trials, epochs))
