@@ -256,9 +256,10 @@ def csv_cell(value: Any) -> str:
 # ---- reading ---------------------------------------------------------------------------------------
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+def read_metrics(run_dir: Path) -> list[dict[str, float | None]]:
+    """metrics.csv's rows as numbers; None for a split the epoch did not measure (`train.eval_splits`)."""
     with open(Path(run_dir) / METRICS, encoding="utf-8") as file:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file)]
+        return [{key: float(value) if value else None for key, value in row.items()} for row in csv.DictReader(file)]
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:

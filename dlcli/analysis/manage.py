@@ -89,15 +89,18 @@ def _live(path: str) -> bool:
 
 
 def _last_logged(path: str) -> list[float | None]:
-    """The epoch and test error of the last whole row of metrics.csv (a row being written is skipped)."""
+    """The epoch and test error of the last whole row of metrics.csv (a row being written is skipped;
+    the test error is None when that epoch did not measure the test split: `train.eval_splits`)."""
     try:
         with open(Path(path) / layout.METRICS, newline="", encoding="utf-8") as file:
             rows = list(csv.DictReader(file))
     except OSError:
         return [None, None]
     for row in reversed(rows):
+        if row.get("seconds") in (None, ""):  # cut short: the row being written
+            continue
         try:
-            return [float(row["epoch"]), float(row["test_error"])]
+            return [float(row["epoch"]), float(row["test_error"]) if row["test_error"] else None]
         except (KeyError, TypeError, ValueError):
             continue
     return [None, None]

@@ -28,12 +28,14 @@ def select_runs(paths: list[str | Path], where: list[str] | None = None) -> pd.D
 
 
 def epoch_scalars(run_dir: str | Path) -> list[tuple[int, dict[str, float]]]:
-    """(epoch, {exported name: value}) per row of metrics.csv; a run without one has none."""
+    """(epoch, {exported name: value}) per row of metrics.csv, without the splits an epoch did not
+    measure; a run without one has none."""
     if not (Path(run_dir) / layout.METRICS).is_file():
         return []
     rows = []
     for row in layout.read_metrics(Path(run_dir)):
-        rows.append((int(row["epoch"]), {name: row[column] for column, name in SCALARS.items() if column in row}))
+        rows.append((int(row["epoch"]), {name: row[column] for column, name in SCALARS.items()
+                                         if row.get(column) is not None}))
     return rows
 
 

@@ -131,3 +131,19 @@ def test_bad_input_is_one_line_and_exit_2(sweep, tmp_path):
         result = invoke("export", sweep[0], *args)
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output and len(text(result.stderr).strip().splitlines()) == 1
+
+
+def test_a_run_measuring_the_validation_split_alone_exports_what_it_measured(tmp_path):
+    """`train.eval_splits: val`: train and test scalars at the last epoch only, val at every epoch."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = write_yaml(tmp_path, tiny_config(name="lean", train={"epochs": 3, "val_fraction": 0.2,
+                                                                   "eval_splits": "val"}))
+    succeeded(invoke("train", config, "--out", tmp_path / "out"))
+    succeeded(invoke("export", tmp_path / "out" / "lean", "--to", "tensorboard", tmp_path / "tb"))
+    (folder,) = (tmp_path / "tb" / "lean").iterdir()
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    assert [scalar.step for scalar in events.Scalars("val/error")] == [0, 1, 2, 3]
+    assert [scalar.step for scalar in events.Scalars("test/error")] == [3]
+    assert [scalar.step for scalar in events.Scalars("train/loss")] == [3]

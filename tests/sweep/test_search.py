@@ -247,3 +247,35 @@ def test_a_search_killed_mid_batch_continues_without_repeating_a_trial(tmp_path)
 
     succeeded(invoke(*arguments, "--out", tmp_path / "reference"))
     assert_same_sweep(tmp_path / "reference" / "slow", sweep_dir)
+
+
+def test_an_interrupt_in_one_stack_stops_the_whole_batch_and_the_search_continues(tmp_path, monkeypatch):
+    """Ctrl-C while the second of two stacks trains its second epoch: every run in flight, in either
+    stack, ends as interrupted with its epochs kept; run again, the search equals an uninterrupted one."""
+    config = write_yaml(tmp_path, searchable(epochs=4, checkpoint_every=1))
+    arguments = [*LR_SPACE[1:], "model.hidden=choice([8],[12])"]
+    options = dict(method="random", trials=8, prune="asha", seed=2)
+    reference = run_search(load_search(config, arguments, **options), tmp_path / "reference")
+
+    from dlcli.engine import loop
+
+    train_epoch, calls = loop.train_epoch, []
+
+    def interrupted_at_the_fourth(*args):
+        calls.append(len(args[2]))
+        if len(calls) == 4:  # the second stack's second epoch
+            raise KeyboardInterrupt
+        return train_epoch(*args)
+
+    monkeypatch.setattr(loop, "train_epoch", interrupted_at_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(load_search(config, arguments, **options), tmp_path / "out")
+    sweep_dir = tmp_path / "out" / "tiny"
+    statuses = {row["run_id"]: json.loads((sweep_dir / row["run_id"] / "summary.json").read_text())["status"]
+                for row in trials_of(sweep_dir)}
+    assert set(statuses.values()) == {"pruned", "interrupted"}  # pruned at the first rung, or stopped there
+    assert list(statuses.values()).count("interrupted") == sum(calls[2:4])  # both stacks' runs in flight
+    monkeypatch.setattr(loop, "train_epoch", train_epoch)
+    continued = run_search(load_search(config, arguments, **options), tmp_path / "out")
+    assert continued.best["trial"] == reference.best["trial"]
+    assert_same_sweep(tmp_path / "reference" / "tiny", sweep_dir)
