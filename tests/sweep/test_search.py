@@ -279,3 +279,27 @@ def test_an_interrupt_in_one_stack_stops_the_whole_batch_and_the_search_continue
     continued = run_search(load_search(config, arguments, **options), tmp_path / "out")
     assert continued.best["trial"] == reference.best["trial"]
     assert_same_sweep(tmp_path / "reference" / "tiny", sweep_dir)
+
+
+def test_a_stack_that_breaks_fails_its_trials_and_the_batch_goes_on(tmp_path, monkeypatch):
+    config = write_yaml(tmp_path, searchable(epochs=4))
+    arguments = [*LR_SPACE[1:], "model.hidden=choice([8],[12])"]
+    from dlcli.engine import loop
+
+    train_epoch, calls = loop.train_epoch, []
+
+    def breaking_at_the_fourth(*args):
+        calls.append(len(args[2]))
+        if len(calls) == 4:  # the second stack's second epoch
+            raise RuntimeError("out of memory")
+        return train_epoch(*args)
+
+    monkeypatch.setattr(loop, "train_epoch", breaking_at_the_fourth)
+    result = run_search(load_search(config, arguments, method="random", trials=8, prune="asha", seed=2),
+                        tmp_path / "out")
+    failed = [row for row in result.rows if row["status"] == "failed"]
+    assert len(failed) == calls[3] and all("out of memory" in row["message"] for row in failed)
+    assert len(calls) > 4 and {row["status"] for row in result.rows} == {"failed", "pruned", "completed"}
+    states = study_states(result.sweep_dir)
+    assert {states[row["trial"]] for row in failed} == {"FAIL"}
+    assert result.best is not None and result.best["status"] == "completed"
