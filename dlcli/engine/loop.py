@@ -86,7 +86,7 @@ def drive(training: Training, rung: Rung | None = None) -> list[RunResult]:
             return done.value
         try:
             answer = rung(epoch, rows) if rung is not None else {}
-        except BaseException as error:  # noqa: B036 - the runs in flight end as interrupted (or failed) first
+        except BaseException as error:  # Ctrl-C too: the runs in flight end as interrupted (or failed) first
             return stop(training, error)
 
 

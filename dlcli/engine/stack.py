@@ -175,8 +175,9 @@ HYPER: dict[str, Callable[[Experiment], float]] = {
 
 def _sgd(slots: dict[str, Tensor], param: Tensor, grad: Tensor, lr: Tensor, momentum: Tensor, updates: int) -> None:
     """buf ← momentum·buf + grad, then p ← p − lr·buf, each one pass in place with no [M, ...]
-    temporary (a fresh lr·buf was the update's costliest pass). On a CPU (−1·buf)·lr is −(lr·buf)
-    exactly, so p rounds as p − lr·buf does; a GPU may fuse it (FMA), alike for every model."""
+    temporary (a fresh lr·buf was the update's costliest pass). addcmul may fuse the multiply and the
+    add (FMA), rounding once where torch.optim.SGD rounds twice: the same for every model of a stack,
+    so a model's numbers still do not depend on the stack it trains in."""
     if "momentum" not in slots:
         slots["momentum"] = grad.clone()  # torch.optim.SGD's first step; laid out as the parameter is
     else:
