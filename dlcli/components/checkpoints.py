@@ -49,9 +49,7 @@ def truncate_csv(path: Path, column: str, last: int) -> None:
     layout.atomic_write_text(path, "".join(lines[:1] + kept))
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """metrics.csv's rows as the loop logged them: epoch and step integers, the rest floats (None for a
-    split the epoch did not measure)."""
-    with open(path, encoding="utf-8", newline="") as file:
-        return [{key: int(value) if key in ("epoch", "step") else float(value) if value else None
-                 for key, value in row.items()} for row in csv.DictReader(file)]
+def read_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """metrics.csv's rows as the loop logged them: epoch and step integers, the rest as `read_metrics`
+    reads them (None for a split the epoch did not measure)."""
+    return [{**row, "epoch": int(row["epoch"]), "step": int(row["step"])} for row in layout.read_metrics(run_dir)]

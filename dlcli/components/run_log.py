@@ -68,7 +68,7 @@ class RunLog:
         self._steps = layout.CsvLog(run_dir / layout.STEPS, layout.STEP_COLUMNS, continued and (
             run_dir / layout.STEPS).is_file()) if experiment.train.log_steps else None
         self._stopper = EarlyStopper(experiment.regularization.early_stopping)
-        self._rows: list[dict[str, Any]] = read_rows(run_dir / layout.METRICS) if continued else []
+        self._rows: list[dict[str, Any]] = read_rows(run_dir) if continued else []
         if continued:
             self._stopper.load(checkpoint["log"]["stopper"], _one_model_state)
         self._last_state: ModelState | None = None
@@ -84,7 +84,7 @@ class RunLog:
         checkpoint = read_checkpoint(run_dir)
         if checkpoint is None or not (run_dir / layout.METRICS).is_file():
             return None
-        logged = [row["epoch"] for row in read_rows(run_dir / layout.METRICS)]
+        logged = [row["epoch"] for row in read_rows(run_dir)]
         measured = measured_epochs(prepared.experiment.train, checkpoint["epoch"])
         if logged[: len(measured)] != measured:
             return None

@@ -71,13 +71,18 @@ def train_safely(unit: list[Prepared], run_dirs: list[Path], resume: bool = Fals
     """Train a unit into its run folders, continuing from their checkpoints with `resume`, else
     replacing broken earlier attempts; a failure is recorded in runs.csv and the sweep goes on."""
     if not resume:
-        for run_dir in run_dirs:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        clear_run_dirs(run_dirs)
     try:
         return [result.summary for result in train_unit(unit, run_dirs, resume=resume, on_note=on_note, tags=tags)]
     except Exception as error:
         failed = {"status": Status.FAILED, "message": f"{type(error).__name__}: {error}"}
         return [layout.finished_summary(run_dir) or failed for run_dir in run_dirs]
+
+
+def clear_run_dirs(run_dirs: list[Path]) -> None:
+    """Remove what a broken earlier attempt left in these run folders, before training them afresh."""
+    for run_dir in run_dirs:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def prepare_and_train(experiments: list[Experiment], run_dirs: list[str], resume: bool, force: bool,

@@ -10,7 +10,6 @@ in its row, for the chosen trial to be reported once, at the end.
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +26,7 @@ from dlcli.engine.grouping import MAX_STACK, plan_units
 from dlcli.engine.loop import unit_training
 from dlcli.errors import UserError
 from dlcli.layout import FINISHED, Status
+from dlcli.sweep.backends import clear_run_dirs
 from dlcli.sweep.lockstep import train_in_lockstep
 from dlcli.sweep.runner import sweep_lock
 from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
@@ -115,8 +115,8 @@ def _run_batch(study, search: Search, sweep_dir: Path, batch: list, on_result: H
     trainings = []
     for unit, dirs in zip(units, run_dirs):
         resumed = starts[unit[0]] is not None
-        for run_dir in [] if resumed else dirs:
-            shutil.rmtree(run_dir, ignore_errors=True)  # a broken earlier attempt
+        if not resumed:
+            clear_run_dirs(dirs)
         trainings.append(unit_training([prepared[i] for i in unit], dirs, resume=resumed, on_note=on_note, tags=tags))
 
     def finished(index: int, summaries: list[dict[str, Any]]) -> None:
