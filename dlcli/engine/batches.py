@@ -47,9 +47,11 @@ def epoch_order(n: int, batch_size: int | str, order: str,
 
 
 def gather(data: Tensor, rows: Tensor, indices: Tensor) -> Tensor:
-    """Each model's batch: data [M, n, ...] at indices [M, B] → [M, B, ...] (rows: [[0], [1], ...])."""
-    if len(data) == 1:
-        return data[0][indices[0]].unsqueeze(0)
+    """Each model's batch: data [M, n, ...] at indices [M, B] → [M, B, ...] (rows: [[0], [1], ...]). One
+    array shared by every model (expanded: stride 0) is read with index_select, a third of the time of
+    advanced indexing for small batches."""
+    if len(data) == 1 or data.stride(0) == 0:
+        return data[0].index_select(0, indices.flatten()).view(*indices.shape, *data.shape[2:])
     return data[rows, indices]
 
 

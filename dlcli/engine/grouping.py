@@ -20,6 +20,7 @@ from dlcli.components.datasets import Dataset
 from dlcli.components.prepare import Prepared
 from dlcli.config.flat import flat_config
 from dlcli.config.schema import Experiment
+from dlcli.engine.dense import DenseStack, is_dense
 from dlcli.engine.interface import Trainable
 from dlcli.engine.single import SingleModel
 from dlcli.engine.stack import ModelStack
@@ -78,7 +79,8 @@ def plan_units(prepared: list[Prepared], vectorize: bool,
 
 def build_models(unit: list[Prepared]) -> Trainable:
     """The models of a training unit: a stack, even of one model (alone or with others, a model then
-    takes the same steps), or a plain module with torch.optim for what has no stacked form."""
+    takes the same steps; dense models with their backward written out, dlcli.engine.dense), or a
+    plain module with torch.optim for what has no stacked form."""
     if len(unit) == 1 and stack_problem(unit[0].experiment):
         point = unit[0]
         # A plain module's dropout draws from torch's global generator: start it where it stood when
@@ -86,7 +88,8 @@ def build_models(unit: list[Prepared]) -> Trainable:
         torch.set_rng_state(point.random_state)
         torch.cuda.manual_seed_all(point.experiment.seed)
         return SingleModel(point.model, point.experiment)
-    return ModelStack([point.model for point in unit], [point.experiment for point in unit])
+    models, experiments = [point.model for point in unit], [point.experiment for point in unit]
+    return (DenseStack if is_dense(models[0], experiments) else ModelStack)(models, experiments)
 
 
 def unit_cost(experiments: list[Experiment]) -> float:

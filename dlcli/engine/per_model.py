@@ -16,11 +16,12 @@ class PerModel:
     first axis, a list's entries): `select` keeps the models that go on with one filter over all of it,
     so a new field cannot be left misaligned."""
 
-    params: dict[str, Tensor]  # leaves that require grad
+    params: dict[str, Tensor]  # leaves that require grad (a DenseStack's: views of its flat buffer)
     buffers: dict[str, Tensor]
     slots: dict[str, dict[str, Tensor]]  # optimizer state per parameter name
     hyper: dict[str, Tensor]  # HYPER values in float64 on the CPU, as torch.optim reads Python numbers
-    rates: dict[str, Tensor]  # the same in float32 on the device, for the update and the forward pass
+    rates: dict[str, Tensor]  # the same in float32 on the device, for the update and the forward pass,
+    # and dropout's scale 1/(1 − rate)
     dropout_streams: list[torch.Generator]
 
     @property

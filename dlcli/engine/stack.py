@@ -51,8 +51,9 @@ class ModelStack:
         # Each model draws its dropout masks from its own stream, seeded by its seed: independent of
         # the other models, and the same masks whether it trains alone or in a stack.
         streams = [torch.Generator(device=device).manual_seed(e.seed + DROPOUT_STREAM) for e in experiments]
-        self.state = PerModel(params, buffers, {}, hyper,
-                              {name: value.float().to(device) for name, value in hyper.items()}, streams)
+        rates = {name: value.float().to(device) for name, value in hyper.items()}
+        rates["dropout_scale"] = 1 / (1 - rates["dropout"])  # what inverted dropout scales kept units by
+        self.state = PerModel(params, buffers, {}, hyper, rates, streams)
         self.device = device
         self.optimizer = experiments[0].optim.name  # the same in a group: the group key holds it
         # Decided once: a penalty of zeros for the unregularized models of a stack changes nothing.

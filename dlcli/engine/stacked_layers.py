@@ -202,15 +202,20 @@ def _residual(layer: Residual, prefix: str) -> Form:
 
 
 def dropout(stack: Stacked, a: Tensor) -> Tensor:
-    """Inverted dropout with each model's own rate and its own random stream. Each model's uniform
-    numbers are drawn straight into its rows (no stacking copy) and made, in place, the multiplier
-    (u ≥ rate)·1/(1 − rate) in the activations' dtype: forward and backward are one multiplication
-    each. A bool mask, multiplied and then divided, took 4× as long on a CPU: comparing into bools and
-    converting them back to floats are slow passes there."""
+    """Inverted dropout with each model's own rate and its own random stream (`dropout_multiplier`)."""
     if not stack.training:
         return a
+    return a * dropout_multiplier(stack, a)
+
+
+def dropout_multiplier(stack: Stacked, a: Tensor) -> Tensor:
+    """What inverted dropout multiplies the activations `a` by: (u ≥ rate)·1/(1 − rate) for each model's
+    rate, u drawn from the model's own stream straight into its rows (no stacking copy) and made the
+    multiplier in place, in the activations' dtype: forward and backward are one multiplication each.
+    A bool mask, multiplied and then divided, took 4× as long on a CPU: comparing into bools and
+    converting them back to floats are slow passes there."""
     multiplier = torch.empty_like(a, memory_format=torch.contiguous_format)
     for rows, generator in zip(multiplier, stack.state.dropout_streams):
         rows.uniform_(generator=generator)
-    rate = stack.state.rates["dropout"]
-    return a * multiplier.ge_(per_model(rate, a)).mul_(per_model(1 / (1 - rate), a))
+    rates = stack.state.rates
+    return multiplier.ge_(per_model(rates["dropout"], a)).mul_(per_model(rates["dropout_scale"], a))
