@@ -27,6 +27,7 @@ stacked search can be.
 Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--repeats 3] [--small] [--no-prune] [--skip-ray] [--floor]
 """
 import argparse
+import gc
 import os
 import statistics
 import tempfile
@@ -238,6 +239,7 @@ def main() -> None:
           f"successive halving (1, 3; eta 3): {PRUNE['dlcli']}, {os.cpu_count()} CPUs")
     run_dlcli(4, 1)  # warm-up: imports, the data cache
     data = mnist1d_splits()
+    gc.freeze()  # what is alive now stays out of full garbage collections, for every tool (as dlcli's commands do)
     if arguments.floor:
         return floor(data, THREAD_COUNTS[-1])
     times = {f"{tool}, {threads} thread(s)": [] for tool in ("dlcli", "optuna + loop") for threads in THREAD_COUNTS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import signal
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn
@@ -57,14 +58,18 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (a scheduler, `kill`) stops training as Ctrl-C does: runs end `interrupted`, their
-    finished epochs and checkpoints kept, and the same command resumes."""
+def training_command() -> Iterator[None]:
+    """Around a command's training. SIGTERM (a scheduler, `kill`) stops it as Ctrl-C does: runs end
+    `interrupted`, their finished epochs and checkpoints kept, and the same command resumes. And what
+    is alive as training starts (torch, the data) is left out of Python's cyclic garbage collection
+    (gc.freeze) until it ends: each full pass over it took 0.13 s, a tenth of a short search."""
+    gc.freeze()
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        gc.unfreeze()
 
 
 def exit_interrupted(label: str) -> NoReturn:

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, app, check_plot_path, exit_interrupted,
-                           sigterm_interrupts, user_errors_exit_2)
+                           training_command, user_errors_exit_2)
 from dlcli.components.write_failures import removed_if_unwritable
 
 
@@ -49,7 +49,7 @@ def bias_variance(
     study = load_study(config, trials, seeds, list(grid or []), split, list(set_ or []))
     check_plot_path(plot)
     check_output_root(out)
-    with sweep_progress(len(study.sweep.points)) as progress, sigterm_interrupts(), \
+    with sweep_progress(len(study.sweep.points)) as progress, training_command(), \
             removed_if_unwritable(out, study.sweep.experiments[0].name):
         try:
             result = run_study(study, out, on_result=progress.finished, on_skipped=progress.skipped,

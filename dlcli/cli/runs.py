@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from dlcli.cli.app import (EXIT_INTERRUPTED, EXIT_RUN_FAILED, SET_HELP, TAG_HELP, app,
-                           check_plot_path, sigterm_interrupts, user_errors_exit_2)
+                           check_plot_path, training_command, user_errors_exit_2)
 from dlcli.components.write_failures import WRITE_FAILURES, removed_if_unwritable
 from dlcli.errors import UserError
 from dlcli.layout import Status
@@ -55,7 +55,7 @@ def train(
     from dlcli.report.console import epoch_progress
 
     with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, \
-            removed_if_unwritable(out, experiment.name), sigterm_interrupts():
+            removed_if_unwritable(out, experiment.name), training_command():
         try:
             result = train_experiment(experiment, out, on_epoch, force, tags)
         except UserError as error:  # the data or the model do not fit the config
@@ -73,7 +73,7 @@ def _resume(run_dir: Path) -> None:
         raise UserError(f"--resume {run_dir}: not a run directory (no {CONFIG})")
     experiment = load_experiment(run_dir / CONFIG)
     try:
-        with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, sigterm_interrupts():
+        with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, training_command():
             result = resume(run_dir, on_epoch, on_note=print_note)
     except OSError as error:
         if error.errno not in WRITE_FAILURES:

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from dlcli.cli.app import (EXIT_RUN_FAILED, SET_HELP, TAG_HELP, app, exit_interrupted,
-                           sigterm_interrupts, user_errors_exit_2)
+                           training_command, user_errors_exit_2)
 from dlcli.components.write_failures import removed_if_unwritable
 from dlcli.errors import UserError
 
@@ -88,7 +88,7 @@ def sweep(
         print_dry_run(spec, estimate_sweep(spec, vectorize, force))
         return
     with sweep_progress(len(spec.points)) as progress, removed_if_unwritable(out, spec.experiments[0].name), \
-            sigterm_interrupts():
+            training_command():
         try:
             result = run_sweep(spec, out, workers, backend, address, gpus_per_run,
                                on_result=progress.finished, on_skipped=progress.skipped, vectorize=vectorize,
@@ -123,7 +123,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
         print_search_plan(search)
         return
     with sweep_progress(search.settings.trials) as progress, removed_if_unwritable(out, search.probes[0].name), \
-            sigterm_interrupts():
+            training_command():
         try:
             result = run_search(search, out, on_result=progress.finished, on_skipped=progress.skipped,
                                 on_note=print_note, vectorize=vectorize, force=force, tags=tags)

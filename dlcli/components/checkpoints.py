@@ -21,7 +21,7 @@ def save_checkpoint(run_dir: Path, payload: dict[str, Any]) -> None:
     """Tensors, numbers, strings, lists and dicts only, so that it loads with weights_only=True."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    layout.atomic_write_bytes(run_dir / layout.CHECKPOINT, buffer.getvalue())
+    layout.atomic_write_bytes(run_dir / layout.CHECKPOINT, buffer.getvalue(), durable=True)
 
 
 def read_checkpoint(run_dir: Path) -> dict[str, Any] | None:

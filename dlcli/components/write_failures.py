@@ -17,6 +17,13 @@ from dlcli.layout import finished_summary, read_summary
 WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+def is_write_failure(error: BaseException) -> bool:
+    """A failure of the output (space, permission), not of the run: it ends the command, whose
+    `removed_if_unwritable` says so in one line, where a run's own failure is recorded and the sweep
+    goes on."""
+    return isinstance(error, OSError) and error.errno in WRITE_FAILURES
+
+
 @contextlib.contextmanager
 def removed_if_unwritable(out: Path, name: str) -> Iterator[None]:
     """Around a command that writes OUT/<name>/: when a write fails for want of space or permission,
@@ -29,7 +36,7 @@ def removed_if_unwritable(out: Path, name: str) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        if error.errno not in WRITE_FAILURES:
+        if not is_write_failure(error):
             raise
         made = set(folder.iterdir()) - before if folder.is_dir() else set()
         _remove_unfinished(made)

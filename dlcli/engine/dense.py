@@ -80,6 +80,13 @@ class DenseStack(ModelStack):
         if self.slots and not self.state.slots:  # the optimizer's first step made them
             self._view_slots()
 
+    def _forward(self, inputs: Tensor) -> Tensor:
+        """The forward pass alone (evaluation: `outputs`), through the same forms, with no tape kept."""
+        a = inputs
+        for form in self.forms:
+            a, _ = form(self, a)
+        return a
+
     def keep(self, indices: list[int]) -> None:
         super().keep(indices)
         self._flatten()
@@ -138,6 +145,8 @@ def dense_form(layer: nn.Module, prefix: str, input_grad: bool) -> Callable:
         return flatten
     if isinstance(layer, nn.Dropout):
         def dropout(stack: DenseStack, a: Tensor) -> tuple[Tensor, Backward]:
+            if not stack.training:
+                return a, lambda grad: grad
             multiplier = dropout_multiplier(stack, a)
             return a * multiplier, lambda grad: grad * multiplier
         return dropout

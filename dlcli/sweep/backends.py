@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 from dlcli import layout
 from dlcli.components.prepare import Prepared, prepare_all
+from dlcli.components.write_failures import is_write_failure
 from dlcli.components.threads import choose_threads, threads_for
 from dlcli.config.schema import Experiment
 from dlcli.engine.loop import train_unit
@@ -75,6 +76,8 @@ def train_safely(unit: list[Prepared], run_dirs: list[Path], resume: bool = Fals
     try:
         return [result.summary for result in train_unit(unit, run_dirs, resume=resume, on_note=on_note, tags=tags)]
     except Exception as error:
+        if is_write_failure(error):
+            raise
         failed = {"status": Status.FAILED, "message": f"{type(error).__name__}: {error}"}
         return [layout.finished_summary(run_dir) or failed for run_dir in run_dirs]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dlcli import layout
+from dlcli.components.write_failures import is_write_failure
 from dlcli.engine.loop import Rung, RunResult, Training, stop
 from dlcli.layout import Status
 
@@ -56,6 +57,8 @@ def _advance(index: int, trainings: list[Training], run_dirs: list[list[Path]], 
     except KeyboardInterrupt:  # raised before the unit's loop could catch it (while preparing)
         summaries = [_failed(run_dir, Status.INTERRUPTED, "interrupted") for run_dir in run_dirs[index]]
     except Exception as error:  # recorded in each run by the loop; the search goes on
+        if is_write_failure(error):
+            raise
         message = f"{type(error).__name__}: {error}"
         summaries = [_failed(run_dir, Status.FAILED, message) for run_dir in run_dirs[index]]
     on_finished(index, summaries)

@@ -29,6 +29,7 @@ from dlcli.layout import FINISHED, Status
 from dlcli.sweep.backends import clear_run_dirs
 from dlcli.sweep.lockstep import train_in_lockstep
 from dlcli.sweep.runner import sweep_lock
+from dlcli.sweep.journal import Journal
 from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
 
 Hook = Callable[[Any], None]
@@ -61,31 +62,36 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
     settings = search.settings
     with sweep_lock(sweep_dir):
         _check_same_search(sweep_dir, search)
-        study = open_study(sweep_dir)
+        study, journal = open_study(sweep_dir)
         layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, yaml.safe_dump(search.spec(), sort_keys=False))
         rows = _rows(study, search, sweep_dir)
         _write_runs_csv(sweep_dir, rows, search)
         skipped = sum(row["status"] in FINISHED for row in rows)
         (on_skipped or (lambda count: None))(skipped)
-        while True:
-            batch = running(study)  # a killed search's batch first
-            if not batch:
-                size = min(settings.batch or MAX_STACK, settings.trials - len(rows))
-                batch = ask(study, settings, search.space, size)
-            if not batch:
-                break
-            interrupted = _run_batch(study, search, sweep_dir, batch, on_result, on_note, vectorize, force, tags)
-            rows = _rows(study, search, sweep_dir)
-            _write_runs_csv(sweep_dir, rows, search)
-            if interrupted:
-                raise KeyboardInterrupt  # the runs in flight ended as interrupted: the search stops too
+        try:
+            while True:
+                batch = running(study)  # a killed search's batch first
+                if not batch:
+                    size = min(settings.batch or MAX_STACK, settings.trials - len(rows))
+                    batch = ask(study, settings, search.space, size)
+                    journal.flush()
+                if not batch:
+                    break
+                interrupted = _run_batch(study, journal, search, sweep_dir, batch, on_result, on_note, vectorize,
+                                         force, tags)
+                rows = _rows(study, search, sweep_dir)
+                _write_runs_csv(sweep_dir, rows, search)
+                if interrupted:
+                    raise KeyboardInterrupt  # the runs in flight ended as interrupted: the search stops too
+        finally:
+            journal.flush()
     epochs = _epochs(rows)
     return SearchResult(sweep_dir, rows, skipped, settings.metric, best_trial(rows, settings.metric), epochs,
                         len({row["run_id"] for row in rows}) * search.probes[0].train.epochs)
 
 
-def _run_batch(study, search: Search, sweep_dir: Path, batch: list, on_result: Hook | None, on_note: Hook | None,
-               vectorize: bool, force: bool, tags: dict[str, str] | None) -> bool:
+def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: list, on_result: Hook | None,
+               on_note: Hook | None, vectorize: bool, force: bool, tags: dict[str, str] | None) -> bool:
     """Train a batch's trials (a configuration sampled twice trains once); True when interrupted."""
     trials_of: dict[str, list[int]] = {}
     experiments = {}
@@ -101,6 +107,7 @@ def _run_batch(study, search: Search, sweep_dir: Path, batch: list, on_result: H
             tell(study, numbers, summary, search.settings.metric)
             known += numbers
             del trials_of[run_id]
+    journal.flush()
     if known:
         _announce(_rows(study, search, sweep_dir), set(known), on_result)
     run_ids = list(trials_of)
@@ -109,7 +116,7 @@ def _run_batch(study, search: Search, sweep_dir: Path, batch: list, on_result: H
     units, notes = plan_units(prepared, vectorize, starts)
     for note in notes:
         (on_note or (lambda text: None))(note)
-    rung = Rungs(study, search.settings, search.probes[0].train.epochs,
+    rung = Rungs(study, journal, search.settings, search.probes[0].train.epochs,
                  {sweep_dir / run_id: numbers for run_id, numbers in trials_of.items()})
     run_dirs = [[sweep_dir / run_ids[i] for i in unit] for unit in units]
     trainings = []
@@ -124,6 +131,7 @@ def _run_batch(study, search: Search, sweep_dir: Path, batch: list, on_result: H
         for i, summary in zip(units[index], summaries):
             tell(study, trials_of[run_ids[i]], summary, search.settings.metric)
             numbers |= set(trials_of[run_ids[i]])
+        journal.flush()
         rows = _rows(study, search, sweep_dir)
         _write_runs_csv(sweep_dir, rows, search)  # as units finish, as a sweep's
         _announce(rows, numbers, on_result)

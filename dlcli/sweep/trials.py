@@ -15,6 +15,7 @@ from dlcli.config.search import SearchSettings
 from dlcli.config.search_space import Choice, Distribution, Uniform
 from dlcli.errors import UserError
 from dlcli.layout import SUCCEEDED, Status
+from dlcli.sweep.journal import Journal
 
 
 def optuna_module():
@@ -28,13 +29,15 @@ def optuna_module():
     return optuna
 
 
-def open_study(sweep_dir: Path):
+def open_study(sweep_dir: Path) -> tuple[Any, Journal]:
     """The search's study, created in (or read back from) the folder's journal: no database server, and
-    a search killed mid-way continues from what the journal holds."""
+    a search killed mid-way continues from what the journal holds; and the journal, to `flush`."""
     optuna = optuna_module()
-    backend = optuna.storages.journal.JournalFileBackend(str(sweep_dir / layout.SEARCH_JOURNAL))
-    return optuna.create_study(storage=optuna.storages.JournalStorage(backend), study_name="search",
-                               direction="minimize", load_if_exists=True)
+    journal = Journal(sweep_dir / layout.SEARCH_JOURNAL)
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(journal), study_name="search",
+                                direction="minimize", load_if_exists=True)
+    journal.flush()
+    return study, journal
 
 
 def sampler(settings: SearchSettings, asked: int):
@@ -105,8 +108,8 @@ class Rungs:
     reached that rung. The trials of a batch all report before any is decided (dlcli.sweep.lockstep);
     those of earlier batches count too, as in ASHA. Called after every epoch."""
 
-    def __init__(self, study, settings: SearchSettings, epochs: int, trials_of: dict[Path, list[int]]):
-        self.study, self.settings, self.trials_of = study, settings, trials_of
+    def __init__(self, study, journal: Journal, settings: SearchSettings, epochs: int, trials_of: dict[Path, list[int]]):
+        self.study, self.journal, self.settings, self.trials_of = study, journal, settings, trials_of
         self.rungs = set(settings.rungs(epochs))
         # A killed search's trials have no optuna.Trial to report through: the storage takes their ids.
         self.ids = {trial.number: trial._trial_id for trial in study.get_trials(deepcopy=False)}
@@ -121,6 +124,7 @@ class Rungs:
                 if row.get("epoch") == epoch and epoch not in reported.get(number, {}):
                     self.study._storage.set_trial_intermediate_value(self.ids[number], epoch, row[metric])
                     reported.setdefault(number, {})[epoch] = row[metric]
+        self.journal.flush()
         pool = sorted((values[epoch], number) for number, values in reported.items() if epoch in values)
         going = {number for _, number in pool[:max(1, len(pool) // self.settings.eta)]}
         pruned = {}

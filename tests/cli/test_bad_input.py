@@ -272,6 +272,24 @@ def test_a_full_disk_leaves_nothing_behind(tmp_path, monkeypatch, command):
     line_with(lines, "--out", "No space left on device", "unfinished runs were removed")
 
 
+def test_a_full_disk_during_a_search_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The disk fills as the search's first batch, trained in lockstep, writes its weights."""
+    real_fsync = os.fsync
+
+    def full_for_weights(descriptor):
+        if ".model.pt." in os.readlink(f"/proc/self/fd/{descriptor}"):  # its temporary file
+            no_space()
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", full_for_weights)
+    out = tmp_path / "out"
+    config = write_yaml(tmp_path, tiny_config(train={"epochs": 2, "val_fraction": 0.2}))
+    lines = user_error(invoke("sweep", config, "--grid", "optim.lr=loguniform(0.01,1)", "--method", "random",
+                              "--trials", "3", "--out", out), out)
+    assert len(lines) == 1, lines
+    line_with(lines, "--out", "No space left on device", "unfinished runs were removed")
+
+
 def test_a_disk_that_fills_during_training_keeps_earlier_runs_only(tmp_path, monkeypatch):
     from dlcli.layout import CsvLog
 

@@ -49,7 +49,7 @@ def test_samples_lie_within_the_bounds_on_their_scales_and_choices(tmp_path, met
     search = load_search(config, ["optim.lr=loguniform(1e-4,1)", "model.dropout=uniform(0,0.5)",
                                   "optim.batch_size=choice(16,32,64)", "model.hidden=choice([64],[256,256])"],
                          method=method, seed=3)
-    study = open_study(tmp_path)
+    study, _ = open_study(tmp_path)
     points = []
     for _ in range(6):  # batches of 5; each trial told a value, so TPE runs past its random start-up
         batch = ask(study, search.settings, search.space, 5)
