@@ -39,7 +39,7 @@ DENSE = (nn.Flatten, nn.Linear, nn.Dropout, nn.GELU, *FROM_OUTPUT)
 def is_dense(model: nn.Module, experiments: list[Experiment]) -> bool:
     """Whether a stack of these models trains as a DenseStack: an nn.Sequential of dense layers (linear
     ones with a bias), and no L1 or L2 penalty (autograd's terms of the objective)."""
-    return (isinstance(model, nn.Sequential) and len(model) > 0
+    return (isinstance(model, nn.Sequential) and any(isinstance(layer, nn.Linear) for layer in model)
             and all(type(layer) in DENSE and getattr(layer, "bias", True) is not None for layer in model)
             and not any(e.regularization.l1 or e.regularization.l2 for e in experiments))
 
