@@ -24,7 +24,10 @@ of 11 (per model), and in the matrix products alone of that stack (forward and b
 what no implementation on this CPU avoids). The last bounds how much faster than the plain loop any
 stacked search can be.
 
-Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--repeats 3] [--small] [--no-prune] [--skip-ray] [--floor]
+`--device cuda` runs dlcli and the plain loop on the GPU (data and models there; Ray Tune stays on the
+CPU, so skip it with --skip-ray); `--floor` is for the CPU.
+
+Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--repeats 3] [--small] [--no-prune] [--skip-ray] [--floor] [--device cpu|cuda]
 """
 import argparse
 import gc
@@ -43,6 +46,7 @@ CONFIG = REPO / "configs" / "search_mlp.yaml"
 WIDTHS = {"64": [64, 64], "128": [128, 128], "256": [256, 256]}  # search_mlp.yaml's; --small replaces them
 BATCH = {"size": 64}  # search_mlp.yaml's; --small: 32
 PRUNE = {"dlcli": "asha"}  # --no-prune: "none", and no pruner in the Optuna loop
+DEVICE = {"name": "cpu"}  # --device
 THREAD_COUNTS = sorted({1, os.cpu_count() or 1})  # dlcli and the Optuna loop run with each; each's best counts
 
 
@@ -56,10 +60,10 @@ def mnist1d_splits(seed: int = 0) -> dict:
     order = np.random.default_rng(seed).permutation(len(x))
     val, train = order[: len(x) // 5], order[len(x) // 5:]
     mean, std = x[train].mean(0), x[train].std(0)
-    tensors = lambda a: torch.tensor((a - mean) / std)  # noqa: E731
-    return {"x": tensors(x[train]), "y": torch.tensor(y[train]),
-            "x_val": tensors(x[val]), "y_val": torch.tensor(y[val]),
-            "x_test": tensors(x_test), "y_test": torch.tensor(y_test)}
+    tensors = lambda a: torch.tensor((a - mean) / std, device=DEVICE["name"])  # noqa: E731
+    labels = lambda a: torch.tensor(a, device=DEVICE["name"])  # noqa: E731
+    return {"x": tensors(x[train]), "y": labels(y[train]), "x_val": tensors(x[val]), "y_val": labels(y[val]),
+            "x_test": tensors(x_test), "y_test": labels(y_test)}
 
 
 def train_trial(params: dict, data: dict, epochs: int, report) -> float:
@@ -70,14 +74,14 @@ def train_trial(params: dict, data: dict, epochs: int, report) -> float:
     for width in WIDTHS[params["width"]]:
         layers += [nn.Linear(width_in, width), nn.ReLU(), nn.Dropout(params["dropout"])]
         width_in = width
-    model = nn.Sequential(*layers, nn.Linear(width_in, 10))
+    model = nn.Sequential(*layers, nn.Linear(width_in, 10)).to(data["x"].device)
     optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=params["momentum"],
                                 weight_decay=params["weight_decay"])
     loss_fn, generator = nn.CrossEntropyLoss(), torch.Generator().manual_seed(0)
     val_error = 1.0
     for epoch in range(1, epochs + 1):
         model.train()
-        for indices in torch.randperm(len(data["x"]), generator=generator).split(BATCH["size"]):
+        for indices in torch.randperm(len(data["x"]), generator=generator).to(data["x"].device).split(BATCH["size"]):
             loss = loss_fn(model(data["x"][indices]), data["y"][indices])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -96,7 +100,8 @@ def run_dlcli(trials: int, epochs: int, threads: int = 1) -> float:
 
     widths = ",".join(f"[{width},{width}]" for width in WIDTHS)
     plan = load_search(CONFIG, [f"model.hidden=choice({widths})"],
-                       [f"train.epochs={epochs}", f"optim.batch_size={BATCH['size']}", f"train.threads={threads}"],
+                       [f"train.epochs={epochs}", f"optim.batch_size={BATCH['size']}", f"train.threads={threads}",
+                        f"device={DEVICE['name']}"],
                        method="random", trials=trials, prune=PRUNE["dlcli"])
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
@@ -227,7 +232,11 @@ def main() -> None:
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--no-prune", action="store_true")
     parser.add_argument("--floor", action="store_true")
+    parser.add_argument("--device", default="cpu")
     arguments = parser.parse_args()
+    DEVICE["name"] = arguments.device
+    if arguments.floor and arguments.device != "cpu":
+        parser.error("--floor measures the CPU")
     if arguments.no_prune:
         PRUNE["dlcli"] = "none"
     if arguments.small:
@@ -236,7 +245,7 @@ def main() -> None:
         BATCH["size"] = 32
     trials, epochs = arguments.trials, arguments.epochs
     print(f"{trials} random trials of {epochs} epochs, widths {', '.join(WIDTHS)}, batches of {BATCH['size']}, "
-          f"successive halving (1, 3; eta 3): {PRUNE['dlcli']}, {os.cpu_count()} CPUs")
+          f"successive halving (1, 3; eta 3): {PRUNE['dlcli']}, {os.cpu_count()} CPUs, device {DEVICE['name']}")
     run_dlcli(4, 1)  # warm-up: imports, the data cache
     data = mnist1d_splits()
     gc.freeze()  # what is alive now stays out of full garbage collections, for every tool (as dlcli's commands do)
