@@ -33,6 +33,8 @@ FROM_OUTPUT: dict[type, Callable[[Tensor, Tensor], Tensor]] = {
     nn.Tanh: aten.tanh_backward.default,
     nn.Sigmoid: aten.sigmoid_backward.default,
 }
+# Their in-place forms, for an activation of a linear layer's output (a new tensor no backward reads).
+IN_PLACE: dict[type, Callable[[Tensor], Tensor]] = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_}
 DENSE = (nn.Flatten, nn.Linear, nn.Dropout, nn.GELU, *FROM_OUTPUT)
 
 
@@ -52,7 +54,9 @@ class DenseStack(ModelStack):
         self.loss = experiments[0].loss
         children = list(models[0].named_children())
         self.first = next(i for i, (_, layer) in enumerate(children) if isinstance(layer, nn.Linear))
-        self.forms = [dense_form(layer, f"{name}.", input_grad=i > self.first) for i, (name, layer) in enumerate(children)]
+        self.forms = [dense_form(layer, f"{name}.", input_grad=i > self.first,
+                                 after_linear=i > 0 and isinstance(children[i - 1][1], nn.Linear))
+                      for i, (name, layer) in enumerate(children)]
         self.tape: list[Backward] = []
         self.output_grad: Tensor | None = None
         self._flatten()
@@ -134,9 +138,10 @@ def flattened(values: dict[str, Tensor], transposed: set[str]) -> tuple[Tensor, 
     return buffer, views
 
 
-def dense_form(layer: nn.Module, prefix: str, input_grad: bool) -> Callable:
+def dense_form(layer: nn.Module, prefix: str, input_grad: bool, after_linear: bool) -> Callable:
     """A layer's training form: (stack, a) → (its output, its backward). `input_grad`: whether the
-    backward returns the gradient at the layer's input (not for the first linear layer's)."""
+    backward returns the gradient at the layer's input (not for the first linear layer's);
+    `after_linear`: whether its input is a linear layer's output, which an activation may overwrite."""
     if isinstance(layer, nn.Linear):
         return _linear(prefix, input_grad)
     if isinstance(layer, nn.Flatten):
@@ -153,9 +158,10 @@ def dense_form(layer: nn.Module, prefix: str, input_grad: bool) -> Callable:
     if isinstance(layer, nn.GELU):
         return lambda stack, a: (layer.forward(a), lambda grad: aten.gelu_backward.default(grad, a, approximate=layer.approximate))
     from_output = FROM_OUTPUT[type(layer)]
+    forward = IN_PLACE[type(layer)] if after_linear else layer.forward
 
     def activation(stack: DenseStack, a: Tensor) -> tuple[Tensor, Backward]:
-        out = layer.forward(a)
+        out = forward(a)
         return out, lambda grad: from_output(grad, out)
     return activation
 
