@@ -34,7 +34,11 @@ FROM_OUTPUT: dict[type, Callable[[Tensor, Tensor], Tensor]] = {
     nn.Sigmoid: aten.sigmoid_backward.default,
 }
 # Their in-place forms, for an activation of a linear layer's output (a new tensor no backward reads).
-IN_PLACE: dict[type, Callable[[Tensor], Tensor]] = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_}
+IN_PLACE: dict[type, Callable[[Tensor], Tensor]] = {
+    nn.ReLU: torch.relu_,
+    nn.Tanh: torch.tanh_,
+    nn.Sigmoid: torch.sigmoid_,
+}
 DENSE = (nn.Flatten, nn.Linear, nn.Dropout, nn.GELU, *FROM_OUTPUT)
 
 
@@ -80,7 +84,8 @@ class DenseStack(ModelStack):
         self.updates += 1
         if self.decay is not None:
             self.params.mul_(per_model(self.decay[i], self.params))
-        UPDATES[self.optimizer](self.slots, self.params, self.grads, self.lr[i], self.state.rates["momentum"], self.updates)
+        momentum = self.state.rates["momentum"]
+        UPDATES[self.optimizer](self.slots, self.params, self.grads, self.lr[i], momentum, self.updates)
         if self.slots and not self.state.slots:  # the optimizer's first step made them
             self._view_slots()
 
@@ -112,7 +117,8 @@ class DenseStack(ModelStack):
 
     def _view_slots(self) -> None:
         views = {key: flat_views(buffer, self.state.params, self.transposed) for key, buffer in self.slots.items()}
-        self.state.slots = {name: {key: views[key][name] for key in views} for name in self.state.params} if views else {}
+        self.state.slots = ({name: {key: views[key][name] for key in views} for name in self.state.params}
+                            if views else {})
 
 
 def flat_views(buffer: Tensor, like: dict[str, Tensor], transposed: set[str]) -> dict[str, Tensor]:
@@ -156,7 +162,9 @@ def dense_form(layer: nn.Module, prefix: str, input_grad: bool, after_linear: bo
             return a * multiplier, lambda grad: grad * multiplier
         return dropout
     if isinstance(layer, nn.GELU):
-        return lambda stack, a: (layer.forward(a), lambda grad: aten.gelu_backward.default(grad, a, approximate=layer.approximate))
+        def gelu(stack: DenseStack, a: Tensor) -> tuple[Tensor, Backward]:
+            return layer.forward(a), lambda grad: aten.gelu_backward.default(grad, a, approximate=layer.approximate)
+        return gelu
     from_output = FROM_OUTPUT[type(layer)]
     forward = IN_PLACE[type(layer)] if after_linear else layer.forward
 
