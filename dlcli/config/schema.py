@@ -140,8 +140,8 @@ class ModelConfig(Section):
     activation: Annotated[Literal["relu", "tanh", "sigmoid", "gelu"], Field(
         description="the nonlinearity after each hidden layer")] = "relu"
     dropout: Annotated[Number, Field(
-        ge=0, lt=1, description="probability of dropping a unit; inverted dropout (kept units scaled by 1/(1−p) "
-                                "in training)")] = 0.0
+        ge=0, lt=1, description="probability of dropping a unit, rounded to a multiple of 2⁻¹⁶; inverted "
+                                "dropout (kept units scaled by 1/(1−p) in training)")] = 0.0
     norm: Annotated[Literal["none", "batch", "layer"], Field(
         description="normalization after each hidden layer: none, batch norm or layer norm")] = "none"
 

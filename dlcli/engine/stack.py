@@ -26,7 +26,7 @@ from torch.func import stack_module_state
 from dlcli.config.schema import Experiment
 from dlcli.engine.interface import EVAL_BATCH
 from dlcli.engine.per_model import ModelsPart, PerModel, per_model
-from dlcli.engine.stacked_layers import evaluation_chunk, models_per_pass, run, sample_numbers, stacked_forms
+from dlcli.engine.stacked_layers import dropout_thresholds, evaluation_chunk, models_per_pass, run, sample_numbers, stacked_forms
 
 DROPOUT_STREAM = 2  # seed offset of the dropout masks' generator (augmentation uses + 1)
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which the plain path uses
@@ -52,7 +52,7 @@ class ModelStack:
         # the other models, and the same masks whether it trains alone or in a stack.
         streams = [torch.Generator(device=device).manual_seed(e.seed + DROPOUT_STREAM) for e in experiments]
         rates = {name: value.float().to(device) for name, value in hyper.items()}
-        rates["dropout_scale"] = 1 / (1 - rates["dropout"])  # what inverted dropout scales kept units by
+        rates["dropout_threshold"], rates["dropout_scale"] = dropout_thresholds(hyper["dropout"].to(device))
         self.state = PerModel(params, buffers, {}, hyper, rates, streams)
         self.device = device
         self.optimizer = experiments[0].optim.name  # the same in a group: the group key holds it

@@ -21,6 +21,7 @@ from dlcli.cli import app
 from dlcli.config.load import experiment_from_dict
 from dlcli.engine.grouping import group_key, plan_units, unit_cost
 from dlcli.engine.stack import ModelStack
+from dlcli.engine.stacked_layers import dropout_thresholds
 from dlcli.components.prepare import prepare, prepare_all
 
 runner = CliRunner()
@@ -136,6 +137,28 @@ def test_dropout_rate_differs_per_model_and_masks_are_independent():
     assert torch.allclose(dropped[1][kept_units], 2 * hidden[1][kept_units])  # kept units scaled by 1/(1 − p)
     stack.outputs(inputs)  # evaluation switches dropout off
     assert torch.equal(stack.layers[3](stack, hidden), hidden)
+
+
+def test_dropout_is_unbiased_at_rates_rounded_to_sixteen_bits():
+    """Masks come from 16-bit draws: a rate is rounded to a multiple of 2⁻¹⁶ and kept units are scaled by
+    1/(1 − the rounded rate), so E[multiplier] = 1 at every rate; a rate that rounds to 0 keeps every unit."""
+    thresholds, scales = dropout_thresholds(torch.tensor([0.0, 0.5, 0.3, 1 - 1e-7], dtype=torch.float64))
+    assert thresholds.tolist()[:2] == [-2 ** 15, 0] and scales.tolist()[:2] == [1.0, 2.0]
+    assert scales[2].item() == pytest.approx(1 / 0.7, rel=1e-4)  # 0.3 rounded: within 2⁻¹⁷ of it
+    assert thresholds[3].item() == 2 ** 15 - 1 and scales[3].item() == 2 ** 16  # the last level: 1 in 65 536
+    base = tiny_config(model={"name": "mlp", "hidden": [4000], "dropout": 0.1})
+    rates = (1e-6, 0.3, 0.9)  # 1e-6 is 0.07 of a level: rounds to 0
+    experiments = [experiment_from_dict({**base, "model": {**base["model"], "dropout": rate}}) for rate in rates]
+    stack = ModelStack([prepare(experiment).model for experiment in experiments], experiments)
+    stack.start_epoch([[0.1]] * 3)
+    ones = torch.ones(3, 50, 4000, device=stack.device)
+    dropped = stack.layers[3](stack, ones)
+    assert torch.equal(dropped[0], ones[0])
+    for m, rate in enumerate(rates[1:], start=1):
+        kept = (dropped[m] != 0).float().mean().item()
+        spread = math.sqrt(rate * (1 - rate) / ones[m].numel())  # of the kept fraction, one standard deviation
+        assert kept == pytest.approx(1 - rate, abs=4 * spread)
+        assert dropped[m].mean().item() == pytest.approx(1.0, abs=4 * spread / (1 - rate))
 
 
 @pytest.mark.parametrize("optimizer, extra", [
