@@ -1,7 +1,8 @@
 """Benchmark (s3): the same search three ways, wall time on this machine (2 CPU cores):
 
-- dlcli: `run_search` on configs/search_mlp.yaml, random sampling, successive halving (rungs at epochs
-  1 and 3 of 9, eta 3); each batch of trials trains as stacked models.
+- dlcli: `run_search` on configs/search_mlp.yaml, random sampling, successive halving (by default rungs
+  at epochs 1 and 3 of 9, eta 3; `--epochs 27 --min-epochs 3`: the config's own, 3 and 9 of 27); each
+  batch of trials trains as stacked models.
 - Optuna driving a plain PyTorch loop trial by trial (study.optimize, RandomSampler,
   SuccessiveHalvingPruner with the same rungs), the data loaded once.
 - Ray Tune with its ASHA scheduler (same rungs), two trials at a time, one CPU and one torch thread each.
@@ -27,7 +28,8 @@ stacked search can be.
 `--device cuda` runs dlcli and the plain loop on the GPU (data and models there; Ray Tune stays on the
 CPU, so skip it with --skip-ray); `--floor` is for the CPU.
 
-Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--repeats 3] [--small] [--no-prune] [--skip-ray] [--floor] [--device cpu|cuda]
+Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--min-epochs 1] [--repeats 3] [--small]
+         [--no-prune] [--skip-ray] [--floor] [--device cpu|cuda]
 """
 import argparse
 import gc
@@ -45,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "search_mlp.yaml"
 WIDTHS = {"64": [64, 64], "128": [128, 128], "256": [256, 256]}  # search_mlp.yaml's; --small replaces them
 BATCH = {"size": 64}  # search_mlp.yaml's; --small: 32
-PRUNE = {"dlcli": "asha"}  # --no-prune: "none", and no pruner in the Optuna loop
+PRUNE = {"dlcli": "asha", "min_epochs": 1}  # --no-prune: "none", and no pruner in the Optuna loop; --min-epochs
 DEVICE = {"name": "cpu"}  # --device
 THREAD_COUNTS = sorted({1, os.cpu_count() or 1})  # dlcli and the Optuna loop run with each; each's best counts
 
@@ -102,7 +104,7 @@ def run_dlcli(trials: int, epochs: int, threads: int = 1) -> float:
     plan = load_search(CONFIG, [f"model.hidden=choice({widths})"],
                        [f"train.epochs={epochs}", f"optim.batch_size={BATCH['size']}", f"train.threads={threads}",
                         f"device={DEVICE['name']}"],
-                       method="random", trials=trials, prune=PRUNE["dlcli"])
+                       method="random", trials=trials, prune=PRUNE["dlcli"], min_epochs=PRUNE["min_epochs"])
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         run_search(plan, out)
@@ -132,7 +134,8 @@ def run_optuna(trials: int, epochs: int, data: dict, threads: int = 1) -> float:
         return train_trial(params, data, epochs, report)
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0),
-                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3))
+                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=PRUNE["min_epochs"],
+                                                                                      reduction_factor=3))
     study.optimize(objective, n_trials=trials)
     return time.perf_counter() - started
 
@@ -154,7 +157,7 @@ def run_ray(trials: int, epochs: int, data: dict) -> float:
     space = {"lr": tune.loguniform(0.003, 1), "momentum": tune.uniform(0, 0.95),
              "weight_decay": tune.loguniform(1e-6, 0.01), "dropout": tune.uniform(0, 0.5),
              "width": tune.choice(list(WIDTHS)), "epochs": epochs}
-    scheduler = ASHAScheduler(max_t=epochs, grace_period=1, reduction_factor=3)
+    scheduler = ASHAScheduler(max_t=epochs, grace_period=PRUNE["min_epochs"], reduction_factor=3)
     with tempfile.TemporaryDirectory() as storage:
         trainable = tune.with_resources(tune.with_parameters(ray_trainable, data=data), {"cpu": 1})
         tuner = tune.Tuner(trainable, param_space=space,
@@ -233,7 +236,9 @@ def main() -> None:
     parser.add_argument("--no-prune", action="store_true")
     parser.add_argument("--floor", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--min-epochs", type=int, default=1, help="the first rung, for every tool")
     arguments = parser.parse_args()
+    PRUNE["min_epochs"] = arguments.min_epochs
     DEVICE["name"] = arguments.device
     if arguments.floor and arguments.device != "cpu":
         parser.error("--floor measures the CPU")
@@ -245,7 +250,8 @@ def main() -> None:
         BATCH["size"] = 32
     trials, epochs = arguments.trials, arguments.epochs
     print(f"{trials} random trials of {epochs} epochs, widths {', '.join(WIDTHS)}, batches of {BATCH['size']}, "
-          f"successive halving (1, 3; eta 3): {PRUNE['dlcli']}, {os.cpu_count()} CPUs, device {DEVICE['name']}")
+          f"successive halving (first rung {PRUNE['min_epochs']}, eta 3): {PRUNE['dlcli']}, {os.cpu_count()} CPUs, "
+          f"device {DEVICE['name']}")
     run_dlcli(4, 1)  # warm-up: imports, the data cache
     data = mnist1d_splits()
     gc.freeze()  # what is alive now stays out of full garbage collections, for every tool (as dlcli's commands do)
