@@ -15,7 +15,7 @@ machine and shares the rest between the worker processes:
 
 It does not look at the current load: the count would then change from one run to the next, and with
 it the numbers of a CNN (torch sums convolution weight gradients in an order that depends on the count;
-every linear model and MLP of configs/ gave the same metrics with 1 and 2 threads). Given the machine
+linear models and MLPs compute the same with any count: see dlcli.engine.stack.ModelStack.single_threaded). Given the machine
 and the number of workers, `auto` is always the same count, so a config and seed always give the same
 metrics. On a machine busy with other work, set `train.threads: 1`. An explicit count is used as given.
 """
@@ -58,6 +58,20 @@ def use_threads(count: int) -> int:
     except RuntimeError:  # parallel work has started, or it was set already: the pool stays as it is
         pass
     return previous
+
+
+@contextmanager
+def one_thread(when: bool = True) -> Iterator[None]:
+    """Run the block on one torch thread when `when`, then give back the count from before."""
+    previous = torch.get_num_threads()
+    if not when or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager

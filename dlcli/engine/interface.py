@@ -15,6 +15,7 @@ class Trainable(Protocol):
     """M models, trained and measured together; every model takes the steps it would take alone."""
 
     least_squares: bool  # fitted in one exact solve (`solve`), not by gradient steps
+    single_threaded: bool  # trained and measured on one CPU thread, whatever the run's count
 
     def start_epoch(self, lrs: list[list[float]]) -> None:
         """Each model's lr for each update of the epoch ([M][steps]); switch to training mode."""

@@ -22,7 +22,7 @@ from dlcli.components import schedules
 from dlcli.components.prepare import Prepared, prepare
 from dlcli.components.run_log import ModelState, RunLog
 from dlcli.components.tags import write_tags
-from dlcli.components.threads import threads_for
+from dlcli.components.threads import one_thread, threads_for
 from dlcli.config.flat import config_hash
 from dlcli.config.schema import Experiment
 from dlcli.config.load import load_experiment
@@ -184,7 +184,8 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
         for epoch in range(first, lead.train.epochs + 1):
             updates = None
             if epoch > 0:
-                updates = train_epoch(models, data, members, plan, epoch)
+                with one_thread(models.single_threaded):
+                    updates = train_epoch(models, data, members, plan, epoch)
                 _log_steps(members, updates, epoch, step, started)
                 step += len(updates.batch_sizes)
                 for member, lrs in zip(members, updates.lrs):
@@ -244,7 +245,9 @@ def _record(models: Trainable, data: dict[str, Tensor], members: list[Member], p
     sums = updates.batch_losses.sum(0) if updates else None
     last = position["epoch"] == members[0].experiment.train.epochs
     measured_data = data if last else _between_last(data, members)
-    measured, snapshot = measure(models, measured_data, members[0].experiment.loss, sums), models.snapshot()
+    with one_thread(models.single_threaded):  # the sums of a model alone, as in a stack (ModelStack.single_threaded)
+        measured = measure(models, measured_data, members[0].experiment.loss, sums)
+    snapshot = models.snapshot()
     for m, (member, values) in enumerate(zip(members, measured)):
         if values is None:
             member.log.diverge(position["epoch"])

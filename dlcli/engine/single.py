@@ -29,6 +29,7 @@ class SingleModel:
         bf16 = experiment.train.precision == "bf16"
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
         self.least_squares = isinstance(self.optimizer, LeastSquares)
+        self.single_threaded = False
         self.lrs: list[float] = []
 
     def start_epoch(self, lrs: list[list[float]]) -> None:

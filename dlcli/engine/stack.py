@@ -62,6 +62,16 @@ class ModelStack:
         self.training = False
         self.lr = self.decay = None  # this epoch's [steps, M] tables
 
+    @property
+    def single_threaded(self) -> bool:
+        """A dense model alone runs on one thread. In a stack of several, the threads share out the
+        models, and each model's products and sums run on one; a model alone on several would have the
+        BLAS and torch's long sums split across them, in an order that depends on their count (a batch of
+        10, a sum over 40 000 weights). On one thread it computes what it computes in a stack, whatever
+        `train.threads` is. Conv nets keep their threads: their convolutions sum in an order that
+        depends on the count in a stack too (dlcli.components.threads)."""
+        return self.state.count == 1 and self.sample_numbers is None and self.device.type == "cpu"
+
     def start_epoch(self, lrs: list[list[float]]) -> None:
         """Per-model lr for each update of the epoch, and the decoupled decay factors 1 − lr·decay,
         computed in float64 as torch.optim does with its Python-number lr."""

@@ -145,3 +145,14 @@ def test_the_quickstart_computes_the_same_with_1_and_2_threads(tmp_path):
             for threads in (1, 2)]
     assert metrics_without_seconds(runs[0].run_dir) == metrics_without_seconds(runs[1].run_dir)
     assert len({run.run_dir.name.rsplit("-", 1)[1] for run in runs}) == 1  # the same run id
+
+
+def test_a_model_alone_computes_the_same_with_1_and_2_threads(tmp_path):
+    """A single model's products are what each model's are in a stack, whatever the thread count: with
+    several threads, the BLAS splits a lone small product (here: batches of 10) across them
+    and sums in another order, unless it runs on one thread, as each model of a stack does."""
+    settings = ["train.epochs=2", "device=cpu", "optim.batch_size=10"]
+    runs = [train(load_experiment(CONFIGS / "quickstart.yaml", [f"train.threads={threads}", *settings]),
+                  tmp_path / str(threads)) for threads in (1, 2)]
+    assert metrics_without_seconds(runs[0].run_dir) == metrics_without_seconds(runs[1].run_dir)
+
