@@ -3,8 +3,9 @@ width), (1) random search with 32 trials against a 32-point grid over the same b
 quarter and three quarters of each range, on the key's scale), and (2) the same random trials with
 successive halving (--prune asha, eta 3; the first rung at the config's min_epochs, 3, or at
 --min-epochs R: rungs at 3 and 9 of 27 epochs, at 1, 3 and 9 with --min-epochs 1, at 1 and 3 of 9 with
---epochs 9 --min-epochs 1) against them trained in full. Every search is chosen on the validation error; the chosen trial's test error is
-read once, after. Random searches use sampler seeds 0, 1, 2; the grid has no sampler, so it runs once.
+--epochs 9 --min-epochs 1) against them trained in full. Every search is chosen on the validation
+error; the chosen trial's test error is read once, after. Random searches use sampler seeds 0, 1, 2;
+the grid has no sampler, so it runs once.
 
 The seed noise (2) is measured twice: as the spread of full training's choices over the sampler seeds,
 and by training each search's chosen trial (halving's and full training's) again with training seeds

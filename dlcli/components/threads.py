@@ -15,8 +15,8 @@ machine and shares the rest between the worker processes:
 
 It does not look at the current load: the count would then change from one run to the next, and with
 it the numbers of a CNN (torch sums convolution weight gradients in an order that depends on the count;
-linear models and MLPs compute the same with any count: see dlcli.engine.stack.ModelStack.single_threaded). Given the machine
-and the number of workers, `auto` is always the same count, so a config and seed always give the same
+linear models and MLPs compute the same with any count: dlcli.engine.stack.ModelStack.single_threaded).
+Given the machine and the number of workers, `auto` is always the same count, so a config and seed always give the same
 metrics. On a machine busy with other work, set `train.threads: 1`. An explicit count is used as given.
 """
 from __future__ import annotations

@@ -245,7 +245,7 @@ def _record(models: Trainable, data: dict[str, Tensor], members: list[Member], p
     sums = updates.batch_losses.sum(0) if updates else None
     last = position["epoch"] == members[0].experiment.train.epochs
     measured_data = data if last else _between_last(data, members)
-    with one_thread(models.single_threaded):  # the sums of a model alone, as in a stack (ModelStack.single_threaded)
+    with one_thread(models.single_threaded):  # a model alone sums as in a stack (ModelStack.single_threaded)
         measured = measure(models, measured_data, members[0].experiment.loss, sums)
     snapshot = models.snapshot()
     for m, (member, values) in enumerate(zip(members, measured)):

@@ -26,7 +26,8 @@ from torch.func import stack_module_state
 from dlcli.config.schema import Experiment
 from dlcli.engine.interface import EVAL_BATCH
 from dlcli.engine.per_model import ModelsPart, PerModel, per_model
-from dlcli.engine.stacked_layers import dropout_thresholds, evaluation_chunk, models_per_pass, run, sample_numbers, stacked_forms
+from dlcli.engine.stacked_layers import (dropout_thresholds, evaluation_chunk, models_per_pass, run, sample_numbers,
+                                         stacked_forms)
 
 DROPOUT_STREAM = 2  # seed offset of the dropout masks' generator (augmentation uses + 1)
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which the plain path uses
