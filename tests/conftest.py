@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,6 +166,36 @@ def start_stopping(command: list[str], folder: Path, stopped: int = 1):
     finally:
         log.close()
     return process, sorted(int(path.name) for path in stops.iterdir())
+
+
+def stop_with(process: subprocess.Popen, how: str, folder: Path) -> str:
+    """Stop a command started by `start_stopping`: SIGTERM to its process ("SIGTERM ..."), else Ctrl-C
+    (SIGINT) to its whole process group. It must exit with 130; returns what it printed."""
+    if how.startswith("SIGTERM"):
+        os.kill(process.pid, signal.SIGTERM)
+    else:
+        os.killpg(process.pid, signal.SIGINT)
+    output = (folder / "stopped.log").read_text
+    assert process.wait() == 130, output()
+    return output()
+
+
+def stop_two_workers(arguments: list[str], folder: Path, how: str) -> str:
+    """`dlcli sweep ARGUMENTS` (with --workers 2) stopped by `how` once both workers wait mid-run, after
+    a checkpoint; every worker must be gone when it has exited. Returns what it printed."""
+    command = [sys.executable, "-m", "dlcli", "sweep", *map(str, arguments)]
+    process, workers = start_stopping(command, folder, stopped=2)
+    output = stop_with(process, how, folder)
+    assert not [pid for pid in workers if alive(pid)]  # the sweep waited for its workers: none is left
+    return output
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def kill_when_stopped(command: list[str], folder: Path, stopped: int = 1) -> None:

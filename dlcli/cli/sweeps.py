@@ -25,7 +25,8 @@ def sweep(
                                              "the other --zip axes.", show_default=False),
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Repeat every point with seeds 0..N-1."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
-    workers: int = typer.Option(1, "--workers", min=1, help="Points trained at once in local processes."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Local processes training at once: a grid's points, "
+                                "or a search's stacks (each batch's stacks shared out between them)."),
     out: Path = typer.Option(Path("results"), "--out", help="Output root: the sweep goes to OUT/<name>/."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check every point, count the runs, estimate the "
                                  "time; write nothing."),
@@ -47,7 +48,8 @@ def sweep(
     seed: Optional[int] = typer.Option(None, "--seed", help="A search's sampler seed (default 0).",
                                        show_default=False),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Trials asked at once and trained as "
-                                        "stacks (default: a full stack).", show_default=False),
+                                        "stacks (default: a full stack; tpe: 16, so that it learns between batches).",
+                                        show_default=False),
     prune: Optional[str] = typer.Option(None, "--prune", help="none | asha: successive halving stops the worst "
                                         "trials at epochs r, r·eta, r·eta², ... as pruned.", show_default=False),
     min_epochs: Optional[int] = typer.Option(None, "--min-epochs", min=1, help="The first rung r of --prune asha "
@@ -113,9 +115,9 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
     from dlcli.sweep.search import run_search
     from dlcli.sweep.trials import optuna_module
 
-    if replicated or workers > 1 or backend != "local":
-        raise UserError("--zip, --seeds, --workers and --backend are for grids: a search samples its --grid axes "
-                        "and trains each batch as stacks in this process")
+    if replicated or backend != "local":
+        raise UserError("--zip, --seeds and --backend are for grids: a search samples its --grid axes and trains "
+                        "each batch as stacks on this machine (--workers: in that many processes)")
     search = load_search(config, grid, overrides, **options)
     optuna_module()  # installed? (before anything is written)
     check_output_root(out)
@@ -126,7 +128,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
             training_command():
         try:
             result = run_search(search, out, on_result=progress.finished, on_skipped=progress.skipped,
-                                on_note=print_note, vectorize=vectorize, force=force, tags=tags)
+                                on_note=print_note, vectorize=vectorize, force=force, tags=tags, workers=workers)
         except KeyboardInterrupt:
             result = None
     if result is None:

@@ -116,9 +116,9 @@ def prepare_all(experiments: list[Experiment], source: str | Path, force: bool =
     prepared, problems, datasets = [], {}, {}
     for index, experiment in enumerate(experiments):
         try:
-            dataset = datasets.get(_data_identity(experiment))
+            dataset = datasets.get(data_identity(experiment))
             prepared.append(prepare(experiment, dataset, force))
-            datasets.setdefault(_data_identity(experiment), prepared[-1].dataset)
+            datasets.setdefault(data_identity(experiment), prepared[-1].dataset)
         except UserError as error:
             for problem in error.problems:
                 problems.setdefault(f"{source}: {problem}", []).append(index)
@@ -127,6 +127,6 @@ def prepare_all(experiments: list[Experiment], source: str | Path, force: bool =
     return prepared
 
 
-def _data_identity(experiment: Experiment) -> tuple:
+def data_identity(experiment: Experiment) -> tuple:
     """What a run's data depend on: the data config, the seed and the validation fraction."""
     return experiment.data.model_dump_json(), experiment.seed, experiment.train.val_fraction

@@ -28,7 +28,7 @@ class SearchSettings:
     method: str = "random"  # random | qmc | tpe
     trials: int = 16
     seed: int = 0  # the sampler's seed
-    batch: int | None = None  # trials asked at once (None: a full stack)
+    batch: int | None = None  # trials asked at once (None: dlcli.sweep.search.batch_size)
     prune: str = "none"  # none | asha
     min_epochs: int = 1  # epochs before the first rung
     eta: int = 3  # 1/eta of the trials go on at each rung

@@ -39,7 +39,8 @@ class SweepSection(Section):
     trials: Annotated[Integer, Field(ge=1)] | None = Field(None, description="a search's number of trials")
     sampler_seed: Integer = Field(0, description="a search's sampler seed (`--seed`): the same seed, the same trials")
     batch: Annotated[Integer, Field(ge=1)] | None = Field(
-        None, description="trials asked at once, trained as stacks where they share a shape (`null`: a full stack)")
+        None, description="trials asked at once, trained as stacks where they share a shape (`null`: a full stack; "
+                          "for tpe 16, so that it learns between batches)")
     prune: Literal["none", "asha"] = Field(
         "none", description="`asha`: successive halving: at epochs min_epochs·eta^k the worst 1 − 1/eta of the "
                             "trials stop, as `pruned`")

@@ -5,7 +5,9 @@ behind, so that running the same command again resumes.
 A worker process ignores SIGINT while it waits for work (an interrupt there would kill it with a
 traceback and break the pool) and takes exactly one while it trains (a second could land while the
 first is being recorded). The sweep's own process (where the command line turns SIGTERM into the same
-interrupt) sends one to each worker, cancels what has not started, and waits for the rest.
+interrupt) sends one to each worker, cancels what has not started, and waits for the rest. A search's
+workers (dlcli.sweep.unit_workers) are sent one step at a time, so they remember an interrupt that comes
+between steps (`InterruptLatch`).
 """
 from __future__ import annotations
 
@@ -34,6 +36,30 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class InterruptLatch:
+    """In a worker process that steps a search's units one message at a time: an interrupt that comes
+    while it waits is remembered (its next steps end their units as interrupted instead of training),
+    and during a step the first one raises KeyboardInterrupt there."""
+
+    def __init__(self):
+        self.seen = False
+        self._raising = False
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        first, self.seen = not self.seen, True
+        if first and self._raising:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def raising(self) -> Iterator[None]:
+        self._raising = True
+        try:
+            yield
+        finally:
+            self._raising = False
 
 
 def interrupt_workers() -> None:

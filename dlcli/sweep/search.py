@@ -10,6 +10,7 @@ in its row, for the chosen trial to be reported once, at the end.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,21 +19,24 @@ import yaml
 
 from dlcli import layout
 from dlcli.components.checkpoints import checkpoint_epoch
-from dlcli.components.prepare import prepare_all
-from dlcli.components.threads import threads_for
+from dlcli.components.prepare import Prepared, prepare_all
+from dlcli.components.threads import choose_threads, threads_for
 from dlcli.config.flat import config_hash
-from dlcli.config.search import Search
+from dlcli.config.search import Search, SearchSettings
 from dlcli.engine.grouping import MAX_STACK, plan_units
 from dlcli.engine.loop import unit_training
 from dlcli.errors import UserError
 from dlcli.layout import FINISHED, Status
 from dlcli.sweep.backends import clear_run_dirs
-from dlcli.sweep.lockstep import train_in_lockstep
+from dlcli.sweep.lockstep import LocalTraining, Stepped, train_in_lockstep
 from dlcli.sweep.runner import sweep_lock
 from dlcli.sweep.journal import Journal
 from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
+from dlcli.sweep.unit_workers import WorkerPool, split_for
 
 Hook = Callable[[Any], None]
+# TPE learns only from trials told before each batch: asked all at once, its trials are its random start.
+TPE_BATCH = 16  # docs/benchmarks.md (s4): on search_mlp, the lowest validation error of the sizes measured
 JOURNAL_STATUS = {"COMPLETE": Status.COMPLETED, "PRUNED": Status.PRUNED, "FAIL": Status.FAILED}  # Optuna's states
 
 
@@ -53,14 +57,16 @@ class SearchResult:
 
 def run_search(search: Search, out_root: str | Path, on_result: Hook | None = None, on_skipped: Hook | None = None,
                on_note: Hook | None = None, vectorize: bool = True, force: bool = False,
-               tags: dict[str, str] | None = None) -> SearchResult:
+               tags: dict[str, str] | None = None, workers: int = 1) -> SearchResult:
     """Run (or continue) a search until it holds `trials` trials; returns one row per trial.
 
     `on_skipped` hears how many trials an earlier invocation finished, `on_note` what was stacked,
-    `on_result` each new row. `force` and `tags` as for run_sweep."""
+    `on_result` each new row. `force` and `tags` as for run_sweep. With `workers` > 1 each batch's
+    stacks train in that many worker processes at once (dlcli.sweep.unit_workers)."""
     sweep_dir = Path(out_root) / search.probes[0].name
     settings = search.settings
-    with sweep_lock(sweep_dir):
+    threads = choose_threads(search.probes[0].train.threads, workers)
+    with sweep_lock(sweep_dir), (WorkerPool(workers, threads, on_note) if workers > 1 else nullcontext()) as pool:
         _check_same_search(sweep_dir, search)
         study, journal = open_study(sweep_dir)
         layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, yaml.safe_dump(search.spec(), sort_keys=False))
@@ -72,13 +78,13 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
             while True:
                 batch = running(study)  # a killed search's batch first
                 if not batch:
-                    size = min(settings.batch or MAX_STACK, settings.trials - len(rows))
+                    size = min(batch_size(settings), settings.trials - len(rows))
                     batch = ask(study, settings, search.space, size)
                     journal.flush()
                 if not batch:
                     break
                 interrupted = _run_batch(study, journal, search, sweep_dir, batch, on_result, on_note, vectorize,
-                                         force, tags)
+                                         force, tags, pool)
                 rows = _rows(study, search, sweep_dir)
                 _write_runs_csv(sweep_dir, rows, search)
                 if interrupted:
@@ -90,8 +96,14 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
                         len({row["run_id"] for row in rows}) * search.probes[0].train.epochs)
 
 
+def batch_size(settings: SearchSettings) -> int:
+    """Trials asked at once: `--batch`, else a full stack (TPE: TPE_BATCH)."""
+    return settings.batch or (TPE_BATCH if settings.method == "tpe" else MAX_STACK)
+
+
 def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: list, on_result: Hook | None,
-               on_note: Hook | None, vectorize: bool, force: bool, tags: dict[str, str] | None) -> bool:
+               on_note: Hook | None, vectorize: bool, force: bool, tags: dict[str, str] | None,
+               pool: WorkerPool | None) -> bool:
     """Train a batch's trials (a configuration sampled twice trains once); True when interrupted."""
     trials_of: dict[str, list[int]] = {}
     experiments = {}
@@ -114,17 +126,17 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
     prepared = prepare_all([experiments[run_id] for run_id in run_ids], search.config_path, force)
     starts = [checkpoint_epoch(sweep_dir / run_id) for run_id in run_ids]
     units, notes = plan_units(prepared, vectorize, starts)
+    if pool is not None:
+        units = split_for(units, pool.workers)
+        notes.append(f"{len(units)} units on {pool.workers} worker processes")
     for note in notes:
         (on_note or (lambda text: None))(note)
     rung = Rungs(study, journal, search.settings, search.probes[0].train.epochs,
                  {sweep_dir / run_id: numbers for run_id, numbers in trials_of.items()})
     run_dirs = [[sweep_dir / run_ids[i] for i in unit] for unit in units]
-    trainings = []
-    for unit, dirs in zip(units, run_dirs):
-        resumed = starts[unit[0]] is not None
-        if not resumed:
-            clear_run_dirs(dirs)
-        trainings.append(unit_training([prepared[i] for i in unit], dirs, resume=resumed, on_note=on_note, tags=tags))
+    units_of = [[prepared[i] for i in unit] for unit in units]
+    resumed = [starts[unit[0]] is not None for unit in units]
+    trainings = _trainings(units_of, run_dirs, resumed, pool, on_note, force, tags)
 
     def finished(index: int, summaries: list[dict[str, Any]]) -> None:
         numbers = set()
@@ -138,6 +150,19 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
 
     with threads_for(prepared[0].experiment.train.threads):
         return train_in_lockstep(trainings, run_dirs, rung, finished)
+
+
+def _trainings(units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], pool: WorkerPool | None,
+               on_note: Hook | None, force: bool, tags: dict[str, str] | None) -> list[Stepped]:
+    """Each unit ready to step: in this process, or started in a worker (which prepares it again)."""
+    if pool is not None:
+        return pool.trainings(units, run_dirs, resumed, force, tags)
+    trainings = []
+    for unit, dirs, resume in zip(units, run_dirs, resumed):
+        if not resume:
+            clear_run_dirs(dirs)
+        trainings.append(LocalTraining(unit_training(unit, dirs, resume=resume, on_note=on_note, tags=tags)))
+    return trainings
 
 
 def _announce(rows: list[dict[str, Any]], numbers: set[int], on_result: Hook | None) -> None:

@@ -303,3 +303,18 @@ def test_a_stack_that_breaks_fails_its_trials_and_the_batch_goes_on(tmp_path, mo
     states = study_states(result.sweep_dir)
     assert {states[row["trial"]] for row in failed} == {"FAIL"}
     assert result.best is not None and result.best["status"] == "completed"
+
+
+def test_tpe_asks_in_batches_by_default_so_that_it_learns_between_them(tmp_path):
+    """Asked all at once, TPE's trials would be its random start; by default it asks 16 at a time, each
+    batch after the trials before it were told (random and quasi-random fill a stack at once)."""
+    from dlcli.sweep.search import TPE_BATCH
+
+    config = write_yaml(tmp_path, searchable(epochs=1))
+    succeeded(invoke("sweep", config, "--method", "tpe", "--trials", str(TPE_BATCH + 2), *LR_SPACE,
+                     "--out", tmp_path / "tpe"))
+    backend = optuna.storages.journal.JournalFileBackend(str(tmp_path / "tpe" / "tiny" / "search.journal"))
+    trials = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(backend)).get_trials()
+    first, second = trials[:TPE_BATCH], trials[TPE_BATCH:]
+    assert max(trial.datetime_start for trial in first) < min(trial.datetime_complete for trial in first)
+    assert max(trial.datetime_complete for trial in first) <= min(trial.datetime_start for trial in second)

@@ -4,21 +4,10 @@ command again resumes to the results of an uninterrupted sweep."""
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import sys
 
 import pytest
 
-from conftest import assert_same_sweep, invoke, start_stopping, succeeded, tiny_config, write_yaml
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from conftest import assert_same_sweep, invoke, stop_two_workers, succeeded, tiny_config, write_yaml
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to the sweep", "Ctrl-C to its process group"])
@@ -29,15 +18,7 @@ def test_a_signal_stops_every_worker_and_the_rerun_resumes(tmp_path, how):
     path = write_yaml(tmp_path, config)
     grid = ["--grid", "optim.lr=0.02,0.05", "--grid", "optim.batch_size=16,20", "--workers", "2"]
     out = tmp_path / "out"
-    sweep, workers = start_stopping([sys.executable, "-m", "dlcli", "sweep", str(path), *grid, "--out", str(out)],
-                                    tmp_path, stopped=2)  # both workers mid-run, after a checkpoint
-    if how.startswith("SIGTERM"):
-        os.kill(sweep.pid, signal.SIGTERM)
-    else:
-        os.killpg(sweep.pid, signal.SIGINT)
-    assert sweep.wait() == 130, (tmp_path / "stopped.log").read_text()
-    assert not [pid for pid in workers if alive(pid)]  # the sweep waited for its workers: none is left
-    assert "interrupted" in (tmp_path / "stopped.log").read_text()
+    assert "interrupted" in stop_two_workers([path, *grid, "--out", out], tmp_path, how)
 
     with open(out / "long" / "runs.csv", newline="") as file:
         statuses = [row["status"] for row in csv.DictReader(file)]

@@ -1,0 +1,272 @@
+"""A search's training units in worker processes (`dlcli sweep --method ... --workers N`), stepped epoch
+by epoch from the search's process as if they trained in it: the rungs are still decided across the whole
+batch (dlcli.sweep.lockstep), while the workers train their units' epochs at the same time.
+
+Each worker is a spawned process (a forked child inherits torch's thread pools in an undefined state:
+it hangs at its first parallel operation). It gets each data set once, from the search's process, builds
+its units' models from their configs and holds each unit's `Training` generator. The search's process
+sends it one message per step (start a unit; send it the runs to prune; throw an interrupt into it) and
+reads back what the generator yielded or returned, in order. A `RemoteTraining` stands for one unit
+there: `post` sends, `collect` waits for the answer, so that lockstep posts to every unit due before it
+waits for any.
+
+Interrupts: Ctrl-C reaches every process of the group, SIGTERM the search's process alone, which passes
+the first one it sees on to the workers. A worker training a unit ends its runs as interrupted (as in
+one process) and answers with their results; once it has seen an interrupt, every later step it is sent
+ends its unit the same way instead of training (`InterruptLatch`). A unit that answers an epoch after
+the interrupt is stopped there. Every run in flight ends as interrupted, its epochs and checkpoints kept.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+from dlcli.components.datasets import Dataset
+from dlcli.components.prepare import Prepared, data_identity, prepare
+from dlcli.config.schema import Experiment
+from dlcli.engine.grouping import unit_cost
+from dlcli.sweep.interrupts import InterruptLatch, interrupt_workers
+
+Note = Callable[[str], None]
+
+
+@dataclass
+class UnitPayload:
+    """What a worker needs to train a unit: its points' configs and run folders, and the data sets it
+    has not been sent yet (by `data_identity`; it keeps those it gets)."""
+
+    experiments: list[Experiment]
+    run_dirs: list[Path]
+    resume: bool  # continue from the run folders' checkpoints
+    force: bool
+    tags: dict[str, str] | None
+    datasets: dict[tuple, Dataset]
+
+
+def spread(costs: list[float], workers: int) -> list[int]:
+    """Each unit's worker: the largest first, each to the worker with the least work so far."""
+    load, chosen = [0.0] * workers, [0] * len(costs)
+    for index in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        chosen[index] = min(range(workers), key=lambda w: load[w])
+        load[chosen[index]] += costs[index]
+    return chosen
+
+
+def split_for(units: list[list[int]], workers: int) -> list[list[int]]:
+    """Each stack cut into `workers` stacks of nearly equal size (fewer when it has fewer models), so that
+    every worker gets a share of each shape. A model computes the same in any stack."""
+    return [unit[part::workers] for unit in units for part in range(min(workers, len(unit)))]
+
+
+@dataclass
+class WorkerPool:
+    """`workers` spawned processes with `threads` torch threads each; a context manager that stops them."""
+
+    workers: int
+    threads: int
+    on_note: Note | None = None
+    interrupted: bool = False  # an interrupt was seen here and passed on to the workers
+    _links: list[Any] = field(default_factory=list)
+    _processes: list[Any] = field(default_factory=list)
+    _answers: list[dict[int, tuple]] = field(default_factory=list)  # answers read while waiting for another
+    _sent: list[set[tuple]] = field(default_factory=list)  # the data sets each worker holds
+    _next_key: int = 0
+
+    def __enter__(self) -> WorkerPool:
+        context = get_context("spawn")
+        for _ in range(self.workers):
+            link, far_end = context.Pipe()
+            process = context.Process(target=serve, args=(far_end, self.threads), daemon=True)
+            process.start()
+            far_end.close()
+            self._links.append(link)
+            self._processes.append(process)
+            self._answers.append({})
+            self._sent.append(set())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for link in self._links:
+            try:
+                link.send(("quit", None, None))
+            except OSError:  # the worker has gone already
+                pass
+            link.close()  # a worker still answering a step then finds no reader, and ends
+        for process in self._processes:
+            process.join()
+
+    def trainings(self, units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], force: bool,
+                  tags: dict[str, str] | None) -> list[RemoteTraining]:
+        """Start each unit in a worker, the work spread evenly (`spread`). A worker gets each data set
+        once, loaded here: it builds its units' models from their configs."""
+        chosen = spread([unit_cost([point.experiment for point in unit]) for unit in units], self.workers)
+        trainings = []
+        for worker, unit, dirs, resume in zip(chosen, units, run_dirs, resumed):
+            datasets = {data_identity(point.experiment): point.dataset for point in unit}
+            payload = UnitPayload([point.experiment for point in unit], dirs, resume, force, tags,
+                                  {key: data for key, data in datasets.items() if key not in self._sent[worker]})
+            self._sent[worker] |= set(datasets)
+            key, self._next_key = self._next_key, self._next_key + 1
+            self.send(worker, ("start", key, payload))
+            trainings.append(RemoteTraining(self, worker, key))
+        return trainings
+
+    def send(self, worker: int, message: tuple) -> None:
+        try:
+            self._links[worker].send(message)
+        except OSError:  # the worker died: waiting for its answer says so
+            pass
+
+    def answer(self, worker: int, key: int) -> tuple:
+        """The worker's next answer about unit `key` (it answers its units in the order they were sent);
+        an interrupt that arrives meanwhile is passed on to every worker, and the wait goes on."""
+        answers = self._answers[worker]
+        while key not in answers:
+            try:
+                got_key, *answer = self._links[worker].recv()
+            except KeyboardInterrupt:
+                self.interrupted = True
+                interrupt_workers()
+                continue
+            except (EOFError, OSError):
+                return "error", RuntimeError(f"worker process {self._processes[worker].pid} died"), []
+            answers[got_key] = tuple(answer)
+        return answers.pop(key)
+
+
+@dataclass
+class RemoteTraining:
+    """A unit training in a worker, driven as its `Training` generator would be (post, then collect)."""
+
+    pool: WorkerPool
+    worker: int
+    key: int
+
+    def post(self, answer: dict[Path, str] | None) -> None:
+        self.pool.send(self.worker, ("send", self.key, answer))
+
+    def collect(self, interrupt: bool = False) -> tuple[int, dict[Path, dict[str, float]]]:
+        """What the unit yielded after its epoch; raises StopIteration with its results when it ended.
+        `interrupt`: the batch is stopping; the workers hear so, and the unit ends as interrupted."""
+        if interrupt and not self.pool.interrupted:
+            self.pool.interrupted = True
+            interrupt_workers()
+        kind, value, notes = self.pool.answer(self.worker, self.key)
+        for note in notes:
+            (self.pool.on_note or (lambda text: None))(note)
+        if kind == "yield" and self.pool.interrupted:  # it finished its epoch before the interrupt reached it
+            return self.throw(KeyboardInterrupt())
+        if kind == "yield":
+            return value
+        if kind == "return":
+            raise StopIteration(value)
+        raise value
+
+    def throw(self, error: BaseException):
+        """End the unit with `error` (KeyboardInterrupt: its runs end as interrupted); its results."""
+        self.pool.send(self.worker, ("throw", self.key, error))
+        kind, value, _ = self.pool.answer(self.worker, self.key)
+        if kind == "return":
+            raise StopIteration(value)
+        if kind == "yield":
+            raise RuntimeError("a unit's training went on after it was stopped")
+        raise value
+
+
+# ---- in a worker process -----------------------------------------------------------------------
+
+
+def serve(link, threads: int) -> None:
+    """A worker: hold units, step them as told, answer each step; end when told or when the search's
+    process has gone."""
+    from dlcli.components.threads import use_threads
+
+    latch = InterruptLatch()
+    use_threads(threads)
+    units: dict[int, Any] = {}
+    datasets: dict[tuple, Dataset] = {}
+    while True:
+        try:
+            kind, key, payload = link.recv()
+        except (EOFError, OSError):
+            kind = "quit"
+        if kind == "quit":
+            _end_all(units)
+            os._exit(0)  # every file is written and closed: no interpreter teardown (most of a second)
+        notes: list[str] = []
+        if kind == "start":
+            datasets |= payload.datasets
+            units[key] = _start_unit(payload, datasets, notes.append)
+            continue
+        answer = _step(units[key], kind, payload, latch)
+        if answer[0] != "yield":
+            del units[key]
+        try:
+            link.send((key, *answer, notes))
+        except OSError:  # the search's process has gone
+            return
+
+
+def _end_all(units: dict[int, Any]) -> None:
+    """Units still held when the search stops (it broke, or was killed): their runs end as interrupted."""
+    from dlcli.engine.loop import stop
+
+    for training in units.values():
+        if not isinstance(training, Exception):
+            try:
+                stop(training, KeyboardInterrupt())
+            except BaseException:  # never started, or its folders are gone: what is on disk stays
+                pass
+
+
+def _start_unit(payload: UnitPayload, datasets: dict[tuple, Dataset], on_note: Note):
+    """The unit's generator, nothing trained yet; or the error that preparing it raised, to answer its
+    first step with."""
+    from dlcli.engine.loop import unit_training
+    from dlcli.sweep.backends import clear_run_dirs
+
+    try:
+        unit = [prepare(experiment, datasets[data_identity(experiment)], payload.force)
+                for experiment in payload.experiments]
+    except Exception as error:  # a UserError (the device's memory here) fails the unit's runs
+        return _portable(error)
+    if not payload.resume:
+        clear_run_dirs(payload.run_dirs)
+    return unit_training(unit, payload.run_dirs, resume=payload.resume, on_note=on_note, tags=payload.tags)
+
+
+def _step(training, kind: str, payload: Any, latch: InterruptLatch) -> tuple[str, Any]:
+    """One step of a unit: ("yield", (epoch, rows)), ("return", results) or ("error", the exception).
+    Once this worker has seen an interrupt, a step ends its unit as interrupted instead of training."""
+    from dlcli.engine.loop import stop
+
+    if isinstance(training, Exception):
+        return "error", training
+    if latch.seen:
+        kind, payload = "throw", KeyboardInterrupt()
+    try:
+        with latch.raising():
+            value = training.send(payload) if kind == "send" else training.throw(payload)
+    except StopIteration as done:
+        return "return", done.value
+    except KeyboardInterrupt:  # landed outside the epoch loop, which ends its runs itself
+        try:
+            return "return", stop(training, KeyboardInterrupt())
+        except (KeyboardInterrupt, RuntimeError, StopIteration):  # never started, or ended already
+            return "error", KeyboardInterrupt()
+    except Exception as error:  # recorded in the runs by the loop
+        return "error", _portable(error)
+    return "yield", value
+
+
+def _portable(error: Exception) -> Exception:
+    """The error itself if it can travel to the search's process, else its text in a RuntimeError."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error

@@ -1,0 +1,50 @@
+"""Searches with worker processes (`--workers`): the same trials, rungs and numbers as in one process;
+Ctrl-C or SIGTERM stops every worker with the runs in flight interrupted, and the rerun continues to
+the results of an uninterrupted search."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import assert_same_sweep, invoke, stop_two_workers, succeeded, tiny_config, write_yaml
+from test_search import LR_SPACE, study_states, trials_of
+
+WIDTHS = ["--grid", "model.hidden=choice([8],[12])"]
+
+
+def searchable(epochs: int, **train) -> dict:
+    config = tiny_config(name="tiny")
+    config["data"]["n_train"] = 200
+    config["train"] = {"epochs": epochs, "val_fraction": 0.25, **train}
+    return config
+
+
+def test_a_search_on_two_workers_equals_one_in_process(tmp_path):
+    config = write_yaml(tmp_path, searchable(epochs=4))
+    search = ["sweep", config, "--method", "random", "--trials", "9", *LR_SPACE, *WIDTHS, "--prune", "asha"]
+    spread = succeeded(invoke(*search, "--workers", "2", "--out", tmp_path / "workers"))
+    assert "on 2 worker processes" in spread
+    succeeded(invoke(*search, "--out", tmp_path / "one"))
+    rows = trials_of(tmp_path / "workers" / "tiny")
+    assert {row["status"] for row in rows} == {"completed", "pruned"}  # rungs decided across the workers
+    assert_same_sweep(tmp_path / "one" / "tiny", tmp_path / "workers" / "tiny")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the search", "Ctrl-C to its process group"])
+def test_a_signal_stops_a_search_and_its_workers_and_the_rerun_continues(tmp_path, how):
+    config = searchable(epochs=8, checkpoint_every=1)
+    config["data"]["n_train"] = 400
+    config["optim"]["batch_size"] = 8
+    path = write_yaml(tmp_path, config)
+    search = ["--method", "random", "--trials", "4", *LR_SPACE, *WIDTHS, "--workers", "2"]
+    out = tmp_path / "out"
+    assert "search interrupted" in stop_two_workers([path, *search, "--out", out], tmp_path, how)
+    summaries = [out / "tiny" / row["run_id"] / "summary.json" for row in trials_of(out / "tiny")]
+    statuses = [json.loads(path.read_text())["status"] for path in summaries if path.exists()]
+    assert len(statuses) >= 2 and set(statuses) == {"interrupted"}  # the stopped units' runs, and any started
+    assert set(study_states(out / "tiny").values()) == {"RUNNING"}  # nothing told: every trial continues
+
+    succeeded(invoke("sweep", path, *search, "--out", out))
+    succeeded(invoke("sweep", path, *search, "--out", tmp_path / "reference"))
+    assert_same_sweep(tmp_path / "reference" / "tiny", out / "tiny")
