@@ -28,8 +28,11 @@ stacked search can be.
 `--device cuda` runs dlcli and the plain loop on the GPU (data and models there; Ray Tune stays on the
 CPU, so skip it with --skip-ray); `--floor` is for the CPU.
 
+`--workers N` runs dlcli's search in N worker processes (`dlcli sweep --workers`), each started in the
+timing (the plain loop gets no such help: it is one process).
+
 Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--min-epochs 1] [--repeats 3] [--small]
-         [--no-prune] [--skip-ray] [--floor] [--device cpu|cuda]
+         [--no-prune] [--skip-ray] [--floor] [--device cpu|cuda] [--workers N]
 """
 import argparse
 import gc
@@ -49,6 +52,7 @@ WIDTHS = {"64": [64, 64], "128": [128, 128], "256": [256, 256]}  # search_mlp.ya
 BATCH = {"size": 64}  # search_mlp.yaml's; --small: 32
 PRUNE = {"dlcli": "asha", "min_epochs": 1}  # --no-prune: "none", and no pruner in the Optuna loop; --min-epochs
 DEVICE = {"name": "cpu"}  # --device
+WORKERS = {"dlcli": 1}  # --workers: dlcli's search in that many processes (one thread each on 2 cores)
 THREAD_COUNTS = sorted({1, os.cpu_count() or 1})  # dlcli and the Optuna loop run with each; each's best counts
 
 
@@ -96,7 +100,7 @@ def train_trial(params: dict, data: dict, epochs: int, report) -> float:
     return val_error
 
 
-def run_dlcli(trials: int, epochs: int, threads: int = 1) -> float:
+def run_dlcli(trials: int, epochs: int, threads: int | str = 1) -> float:
     from dlcli.config.search import load_search
     from dlcli.sweep.search import run_search
 
@@ -107,7 +111,7 @@ def run_dlcli(trials: int, epochs: int, threads: int = 1) -> float:
                        method="random", trials=trials, prune=PRUNE["dlcli"], min_epochs=PRUNE["min_epochs"])
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        run_search(plan, out)
+        run_search(plan, out, workers=WORKERS["dlcli"])
         return time.perf_counter() - started
 
 
@@ -237,7 +241,9 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--min-epochs", type=int, default=1, help="the first rung, for every tool")
+    parser.add_argument("--workers", type=int, default=1, help="dlcli's worker processes (--workers)")
     arguments = parser.parse_args()
+    WORKERS["dlcli"] = arguments.workers
     PRUNE["min_epochs"] = arguments.min_epochs
     DEVICE["name"] = arguments.device
     if arguments.floor and arguments.device != "cpu":

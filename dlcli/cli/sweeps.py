@@ -30,7 +30,8 @@ def sweep(
     out: Path = typer.Option(Path("results"), "--out", help="Output root: the sweep goes to OUT/<name>/."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check every point, count the runs, estimate the "
                                  "time; write nothing."),
-    backend: str = typer.Option("local", "--backend", help="local | ray (each point a Ray task)."),
+    backend: str = typer.Option("local", "--backend", help="local | ray: a grid's points as Ray tasks, a search's "
+                                "stacks in Ray actors."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, as ray.init takes it "
                                           "(default: start a local Ray instance)."),
     gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", min=0, help="GPUs per Ray task."),
@@ -77,8 +78,8 @@ def sweep(
     options = {"method": method, "trials": trials, "seed": seed, "batch": batch, "prune": prune,
                "min_epochs": min_epochs, "eta": eta, "metric": metric}
     if sweep_method(config, method) != "grid":
-        _search(config, list(grid or []), zip_ or seeds, list(set_ or []), options, workers, backend, out, dry_run,
-                force, vectorize, tags)
+        _search(config, list(grid or []), zip_ or seeds, list(set_ or []), options, out, dry_run, force, vectorize,
+                tags, {"workers": workers, "backend": backend, "address": address, "gpus_per_run": gpus_per_run})
         return
     given = [f"--{key.replace('_', '-')}" for key, value in options.items() if value is not None and key != "method"]
     if given:
@@ -104,20 +105,21 @@ def sweep(
         raise typer.Exit(EXIT_RUN_FAILED)
 
 
-def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str], options: dict, workers: int,
-            backend: str, out: Path, dry_run: bool, force: bool, vectorize: bool, tags: dict[str, str]) -> None:
+def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str], options: dict, out: Path,
+            dry_run: bool, force: bool, vectorize: bool, tags: dict[str, str], where: dict) -> None:
     """`dlcli sweep --method random|qmc|tpe`: sample, train in stacked batches, report the chosen trial."""
     from dlcli.config.search import load_search
     from dlcli.layout import check_output_root
     from dlcli.report.console import print_note
     from dlcli.report.search import print_search_plan, print_search_result
     from dlcli.report.sweeps import sweep_progress
+    from dlcli.sweep.backends import check_backend
     from dlcli.sweep.search import run_search
     from dlcli.sweep.trials import optuna_module
 
-    if replicated or backend != "local":
-        raise UserError("--zip, --seeds and --backend are for grids: a search samples its --grid axes and trains "
-                        "each batch as stacks on this machine (--workers: in that many processes)")
+    if replicated:
+        raise UserError("--zip and --seeds are for grids: a search samples its --grid axes")
+    check_backend(where["backend"])
     search = load_search(config, grid, overrides, **options)
     optuna_module()  # installed? (before anything is written)
     check_output_root(out)
@@ -128,7 +130,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
             training_command():
         try:
             result = run_search(search, out, on_result=progress.finished, on_skipped=progress.skipped,
-                                on_note=print_note, vectorize=vectorize, force=force, tags=tags, workers=workers)
+                                on_note=print_note, vectorize=vectorize, force=force, tags=tags, **where)
         except KeyboardInterrupt:
             result = None
     if result is None:

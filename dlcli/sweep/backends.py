@@ -176,7 +176,7 @@ def _ray(units: list[list[Task]], address: str | None, gpus_per_run: float | Non
         unit = futures.pop(done[0])
         results = []
         for task, packed in zip(unit, ray.get(done[0])):
-            _unpack(packed["files"], task.run_dir)
+            unpack_files(packed["files"], task.run_dir)
             results.append((task.index, packed["summary"]))
         yield results
 
@@ -187,14 +187,14 @@ def _train_packed(experiments: list[Experiment], run_ids: list[str], force: bool
     with tempfile.TemporaryDirectory() as scratch:
         run_dirs = [Path(scratch) / run_id for run_id in run_ids]
         summaries = prepare_and_train(experiments, [str(run_dir) for run_dir in run_dirs], False, force, tags)
-        return [{"summary": summary, "files": _files(run_dir)} for summary, run_dir in zip(summaries, run_dirs)]
+        return [{"summary": summary, "files": files_of(run_dir)} for summary, run_dir in zip(summaries, run_dirs)]
 
 
-def _files(run_dir: Path) -> dict[str, bytes]:
+def files_of(run_dir: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in run_dir.iterdir()} if run_dir.is_dir() else {}
 
 
-def _unpack(files: dict[str, bytes], run_dir: Path) -> None:
+def unpack_files(files: dict[str, bytes], run_dir: Path) -> None:
     """Place a run's files: written to a temporary folder beside it, then renamed into place."""
     shutil.rmtree(run_dir, ignore_errors=True)
     if not files:

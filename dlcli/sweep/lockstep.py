@@ -57,16 +57,16 @@ def train_in_lockstep(trainings: list[Stepped], run_dirs: list[list[Path]], rung
     True when interrupted."""
     paused: dict[int, tuple[int, dict[Path, dict[str, float]]]] = {}
     if _advance(list(range(len(trainings))), trainings, run_dirs, None, paused, on_finished):
-        return _stop_all(trainings, paused, on_finished)
+        return _stop_all(trainings, run_dirs, paused, on_finished)
     while paused:
         epoch = min(at for at, _ in paused.values())
         due = [index for index, (at, _) in paused.items() if at == epoch]
         try:
             stopped = rung(epoch, {run_dir: row for index in due for run_dir, row in paused[index][1].items()})
         except KeyboardInterrupt:
-            return _stop_all(trainings, paused, on_finished)
+            return _stop_all(trainings, run_dirs, paused, on_finished)
         if _advance(due, trainings, run_dirs, stopped, paused, on_finished):
-            return _stop_all(trainings, paused, on_finished)
+            return _stop_all(trainings, run_dirs, paused, on_finished)
     return False
 
 
@@ -103,11 +103,15 @@ def _collect(index: int, trainings: list[Stepped], run_dirs: list[list[Path]], p
     return any(summary["status"] == Status.INTERRUPTED for summary in summaries)
 
 
-def _stop_all(trainings: list[Stepped], paused: dict, on_finished: Finished) -> bool:
+def _stop_all(trainings: list[Stepped], run_dirs: list[list[Path]], paused: dict, on_finished: Finished) -> bool:
     """An interrupt: the paused units end their runs as interrupted (their finished epochs kept)."""
     for index in list(paused):
         del paused[index]
-        on_finished(index, _summaries(stop(trainings[index], KeyboardInterrupt())))
+        try:
+            summaries = _summaries(stop(trainings[index], KeyboardInterrupt()))
+        except KeyboardInterrupt:  # it could not end itself (its Ray worker is gone): what is on disk stands
+            summaries = [_failed(run_dir, Status.INTERRUPTED, "interrupted") for run_dir in run_dirs[index]]
+        on_finished(index, summaries)
     return True
 
 

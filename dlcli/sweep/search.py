@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
@@ -33,6 +33,9 @@ from dlcli.sweep.runner import sweep_lock
 from dlcli.sweep.journal import Journal
 from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
 from dlcli.sweep.unit_workers import WorkerPool, split_for
+
+if TYPE_CHECKING:
+    from dlcli.sweep.ray_units import RayPool
 
 Hook = Callable[[Any], None]
 # TPE learns only from trials told before each batch: asked all at once, its trials are its random start.
@@ -57,16 +60,17 @@ class SearchResult:
 
 def run_search(search: Search, out_root: str | Path, on_result: Hook | None = None, on_skipped: Hook | None = None,
                on_note: Hook | None = None, vectorize: bool = True, force: bool = False,
-               tags: dict[str, str] | None = None, workers: int = 1) -> SearchResult:
+               tags: dict[str, str] | None = None, workers: int = 1, backend: str = "local",
+               address: str | None = None, gpus_per_run: float | None = None) -> SearchResult:
     """Run (or continue) a search until it holds `trials` trials; returns one row per trial.
 
     `on_skipped` hears how many trials an earlier invocation finished, `on_note` what was stacked,
     `on_result` each new row. `force` and `tags` as for run_sweep. With `workers` > 1 each batch's
-    stacks train in that many worker processes at once (dlcli.sweep.unit_workers)."""
+    stacks train in that many worker processes at once (dlcli.sweep.unit_workers); with `backend`
+    ray in Ray actors (dlcli.sweep.ray_units; `workers` of them, else one per CPU of the cluster)."""
     sweep_dir = Path(out_root) / search.probes[0].name
     settings = search.settings
-    threads = choose_threads(search.probes[0].train.threads, workers)
-    with sweep_lock(sweep_dir), (WorkerPool(workers, threads, on_note) if workers > 1 else nullcontext()) as pool:
+    with sweep_lock(sweep_dir), _pool(search, workers, backend, address, gpus_per_run, on_note) as pool:
         _check_same_search(sweep_dir, search)
         study, journal = open_study(sweep_dir)
         layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, yaml.safe_dump(search.spec(), sort_keys=False))
@@ -96,6 +100,18 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
                         len({row["run_id"] for row in rows}) * search.probes[0].train.epochs)
 
 
+def _pool(search: Search, workers: int, backend: str, address: str | None, gpus: float | None,
+          on_note: Hook | None):
+    """Where the stacks train: in this process (no pool), in local worker processes, or in Ray actors."""
+    threads = search.probes[0].train.threads
+    if backend == "ray":
+        from dlcli.sweep.ray_units import RayPool
+
+        return RayPool(workers if workers > 1 else None, threads if isinstance(threads, int) else 1, on_note,
+                       address, gpus)
+    return WorkerPool(workers, choose_threads(threads, workers), on_note) if workers > 1 else nullcontext()
+
+
 def batch_size(settings: SearchSettings) -> int:
     """Trials asked at once: `--batch`, else a full stack (TPE: TPE_BATCH)."""
     return settings.batch or (TPE_BATCH if settings.method == "tpe" else MAX_STACK)
@@ -103,7 +119,7 @@ def batch_size(settings: SearchSettings) -> int:
 
 def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: list, on_result: Hook | None,
                on_note: Hook | None, vectorize: bool, force: bool, tags: dict[str, str] | None,
-               pool: WorkerPool | None) -> bool:
+               pool: WorkerPool | RayPool | None) -> bool:
     """Train a batch's trials (a configuration sampled twice trains once); True when interrupted."""
     trials_of: dict[str, list[int]] = {}
     experiments = {}
@@ -128,7 +144,7 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
     units, notes = plan_units(prepared, vectorize, starts)
     if pool is not None:
         units = split_for(units, pool.workers)
-        notes.append(f"{len(units)} units on {pool.workers} worker processes")
+        notes.append(f"{len(units)} units on {pool.workers} {pool.kind}")
     for note in notes:
         (on_note or (lambda text: None))(note)
     rung = Rungs(study, journal, search.settings, search.probes[0].train.epochs,
@@ -152,7 +168,8 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
         return train_in_lockstep(trainings, run_dirs, rung, finished)
 
 
-def _trainings(units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], pool: WorkerPool | None,
+def _trainings(units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool],
+               pool: WorkerPool | RayPool | None,
                on_note: Hook | None, force: bool, tags: dict[str, str] | None) -> list[Stepped]:
     """Each unit ready to step: in this process, or started in a worker (which prepares it again)."""
     if pool is not None:

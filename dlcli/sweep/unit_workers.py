@@ -62,6 +62,23 @@ def split_for(units: list[list[int]], workers: int) -> list[list[int]]:
     return [unit[part::workers] for unit in units for part in range(min(workers, len(unit)))]
 
 
+def start_units(pool, units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], force: bool,
+                tags: dict[str, str] | None) -> list[RemoteTraining]:
+    """Start each unit in one of the pool's workers, the work spread evenly (`spread`). A worker gets
+    each data set once, loaded here: it builds its units' models from their configs."""
+    chosen = spread([unit_cost([point.experiment for point in unit]) for unit in units], pool.workers)
+    trainings = []
+    for worker, unit, dirs, resume in zip(chosen, units, run_dirs, resumed):
+        datasets = {data_identity(point.experiment): point.dataset for point in unit}
+        payload = UnitPayload([point.experiment for point in unit], dirs, resume, force, tags,
+                              {key: data for key, data in datasets.items() if key not in pool.sent[worker]})
+        pool.sent[worker] |= set(datasets)
+        key, pool.next_key = pool.next_key, pool.next_key + 1
+        pool.send(worker, ("start", key, payload))
+        trainings.append(RemoteTraining(pool, worker, key))
+    return trainings
+
+
 @dataclass
 class WorkerPool:
     """`workers` spawned processes with `threads` torch threads each; a context manager that stops them."""
@@ -70,11 +87,12 @@ class WorkerPool:
     threads: int
     on_note: Note | None = None
     interrupted: bool = False  # an interrupt was seen here and passed on to the workers
+    kind = "worker processes"
     _links: list[Any] = field(default_factory=list)
     _processes: list[Any] = field(default_factory=list)
     _answers: list[dict[int, tuple]] = field(default_factory=list)  # answers read while waiting for another
-    _sent: list[set[tuple]] = field(default_factory=list)  # the data sets each worker holds
-    _next_key: int = 0
+    sent: list[set[tuple]] = field(default_factory=list)  # the data sets each worker holds
+    next_key: int = 0  # the next unit's key
 
     def __enter__(self) -> WorkerPool:
         context = get_context("spawn")
@@ -86,7 +104,7 @@ class WorkerPool:
             self._links.append(link)
             self._processes.append(process)
             self._answers.append({})
-            self._sent.append(set())
+            self.sent.append(set())
         return self
 
     def __exit__(self, *exc) -> None:
@@ -101,19 +119,13 @@ class WorkerPool:
 
     def trainings(self, units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], force: bool,
                   tags: dict[str, str] | None) -> list[RemoteTraining]:
-        """Start each unit in a worker, the work spread evenly (`spread`). A worker gets each data set
-        once, loaded here: it builds its units' models from their configs."""
-        chosen = spread([unit_cost([point.experiment for point in unit]) for unit in units], self.workers)
-        trainings = []
-        for worker, unit, dirs, resume in zip(chosen, units, run_dirs, resumed):
-            datasets = {data_identity(point.experiment): point.dataset for point in unit}
-            payload = UnitPayload([point.experiment for point in unit], dirs, resume, force, tags,
-                                  {key: data for key, data in datasets.items() if key not in self._sent[worker]})
-            self._sent[worker] |= set(datasets)
-            key, self._next_key = self._next_key, self._next_key + 1
-            self.send(worker, ("start", key, payload))
-            trainings.append(RemoteTraining(self, worker, key))
-        return trainings
+        return start_units(self, units, run_dirs, resumed, force, tags)
+
+    def interrupt(self) -> None:
+        """Pass an interrupt on to every worker (once)."""
+        if not self.interrupted:
+            self.interrupted = True
+            interrupt_workers()
 
     def send(self, worker: int, message: tuple) -> None:
         try:
@@ -129,8 +141,7 @@ class WorkerPool:
             try:
                 got_key, *answer = self._links[worker].recv()
             except KeyboardInterrupt:
-                self.interrupted = True
-                interrupt_workers()
+                self.interrupt()
                 continue
             except (EOFError, OSError):
                 return "error", RuntimeError(f"worker process {self._processes[worker].pid} died"), []
@@ -152,9 +163,8 @@ class RemoteTraining:
     def collect(self, interrupt: bool = False) -> tuple[int, dict[Path, dict[str, float]]]:
         """What the unit yielded after its epoch; raises StopIteration with its results when it ended.
         `interrupt`: the batch is stopping; the workers hear so, and the unit ends as interrupted."""
-        if interrupt and not self.pool.interrupted:
-            self.pool.interrupted = True
-            interrupt_workers()
+        if interrupt:
+            self.pool.interrupt()
         kind, value, notes = self.pool.answer(self.worker, self.key)
         for note in notes:
             (self.pool.on_note or (lambda text: None))(note)
@@ -189,26 +199,28 @@ def serve(link, threads: int) -> None:
     use_threads(threads)
     units: dict[int, Any] = {}
     datasets: dict[tuple, Dataset] = {}
+    notes: list[str] = []  # what the units said since the last answer, sent with the next
     while True:
         try:
             kind, key, payload = link.recv()
         except (EOFError, OSError):
-            kind = "quit"
+            break
         if kind == "quit":
-            _end_all(units)
-            os._exit(0)  # every file is written and closed: no interpreter teardown (most of a second)
-        notes: list[str] = []
+            break
         if kind == "start":
             datasets |= payload.datasets
-            units[key] = _start_unit(payload, datasets, notes.append)
+            units[key] = start_unit(payload, datasets, notes.append)
             continue
-        answer = _step(units[key], kind, payload, latch)
+        answer = step(units[key], kind, payload, latch)
         if answer[0] != "yield":
             del units[key]
         try:
-            link.send((key, *answer, notes))
+            link.send((key, *answer, list(notes)))
         except OSError:  # the search's process has gone
-            return
+            break
+        notes.clear()
+    _end_all(units)
+    os._exit(0)  # every file is written and closed: no interpreter teardown (most of a second)
 
 
 def _end_all(units: dict[int, Any]) -> None:
@@ -223,7 +235,7 @@ def _end_all(units: dict[int, Any]) -> None:
                 pass
 
 
-def _start_unit(payload: UnitPayload, datasets: dict[tuple, Dataset], on_note: Note):
+def start_unit(payload: UnitPayload, datasets: dict[tuple, Dataset], on_note: Note):
     """The unit's generator, nothing trained yet; or the error that preparing it raised, to answer its
     first step with."""
     from dlcli.engine.loop import unit_training
@@ -239,7 +251,7 @@ def _start_unit(payload: UnitPayload, datasets: dict[tuple, Dataset], on_note: N
     return unit_training(unit, payload.run_dirs, resume=payload.resume, on_note=on_note, tags=payload.tags)
 
 
-def _step(training, kind: str, payload: Any, latch: InterruptLatch) -> tuple[str, Any]:
+def step(training, kind: str, payload: Any, latch: InterruptLatch) -> tuple[str, Any]:
     """One step of a unit: ("yield", (epoch, rows)), ("return", results) or ("error", the exception).
     Once this worker has seen an interrupt, a step ends its unit as interrupted instead of training."""
     from dlcli.engine.loop import stop

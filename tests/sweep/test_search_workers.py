@@ -1,6 +1,6 @@
-"""Searches with worker processes (`--workers`): the same trials, rungs and numbers as in one process;
-Ctrl-C or SIGTERM stops every worker with the runs in flight interrupted, and the rerun continues to
-the results of an uninterrupted search."""
+"""Searches with worker processes (`--workers`) or Ray actors (`--backend ray`): the same trials, rungs,
+numbers and files as in one process; Ctrl-C or SIGTERM stops every worker with the runs in flight
+interrupted, and the rerun continues to the results of an uninterrupted search."""
 from __future__ import annotations
 
 import json
@@ -29,6 +29,23 @@ def test_a_search_on_two_workers_equals_one_in_process(tmp_path):
     rows = trials_of(tmp_path / "workers" / "tiny")
     assert {row["status"] for row in rows} == {"completed", "pruned"}  # rungs decided across the workers
     assert_same_sweep(tmp_path / "one" / "tiny", tmp_path / "workers" / "tiny")
+
+
+def test_a_search_on_ray_actors_equals_one_in_process(tmp_path):
+    """Each stack in a Ray actor of a local Ray instance: the files come back, the same as a search's
+    in one process."""
+    import ray
+
+    config = write_yaml(tmp_path, searchable(epochs=4))
+    search = ["sweep", config, "--method", "random", "--trials", "9", *LR_SPACE, *WIDTHS, "--prune", "asha"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        on_ray = succeeded(invoke(*search, "--backend", "ray", "--out", tmp_path / "ray"))
+    finally:
+        ray.shutdown()
+    assert "on 2 Ray actors" in on_ray  # one per CPU of the cluster
+    succeeded(invoke(*search, "--out", tmp_path / "one"))
+    assert_same_sweep(tmp_path / "one" / "tiny", tmp_path / "ray" / "tiny")
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to the search", "Ctrl-C to its process group"])
