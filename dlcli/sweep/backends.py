@@ -169,10 +169,18 @@ def _ray(units: list[list[Task]], address: str | None, gpus_per_run: float | Non
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run or 0)(_train_packed)
+    # A Ray task starts afresh: the run folders are not on its machine.
     futures = {remote.remote(_payload(unit)[0], [task.run_dir.name for task in unit], unit[0].force,
-                             unit[0].tags): unit for unit in units}  # a Ray task starts afresh: the run folders are not on its machine
+                             unit[0].tags): unit for unit in units}
     while futures:
-        done, _ = ray.wait(list(futures), num_returns=1)
+        try:
+            done, _ = ray.wait(list(futures), num_returns=1, timeout=0.25)  # short waits: Ctrl-C is heard
+        except KeyboardInterrupt:  # the tasks in flight are stopped; their points stay pending
+            for future in futures:
+                ray.cancel(future, force=True)
+            raise
+        if not done:
+            continue
         unit = futures.pop(done[0])
         results = []
         for task, packed in zip(unit, ray.get(done[0])):
