@@ -102,11 +102,13 @@ class RayPool:
     next_key: int = 0
     _actors: list[Any] = field(default_factory=list)
     _pending: dict[int, Any] = field(default_factory=dict)  # a unit's step in flight
+    _started: bool = False  # Ray was started here
 
     def __enter__(self) -> RayPool:
         import ray
 
-        if not ray.is_initialized():
+        self._started = not ray.is_initialized()  # then it is shut down at the end
+        if self._started:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         if self.workers is None:
             self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -116,8 +118,12 @@ class RayPool:
         return self
 
     def __exit__(self, *exc) -> None:
+        import ray
+
         if not self.interrupted:
             self._stop_actors()
+        if self._started:
+            ray.shutdown()
 
     def trainings(self, units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], force: bool,
                   tags: dict[str, str] | None) -> list[RemoteTraining]:

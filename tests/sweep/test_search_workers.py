@@ -4,10 +4,12 @@ interrupted, and the rerun continues to the results of an uninterrupted search."
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
-from conftest import assert_same_sweep, invoke, stop_two_workers, succeeded, tiny_config, write_yaml
+from conftest import (assert_same_sweep, invoke, start_stopping, stop_two_workers, stop_with, succeeded, tiny_config,
+                      write_yaml)
 from test_search import LR_SPACE, study_states, trials_of
 
 WIDTHS = ["--grid", "model.hidden=choice([8],[12])"]
@@ -48,14 +50,22 @@ def test_a_search_on_ray_actors_equals_one_in_process(tmp_path):
     assert_same_sweep(tmp_path / "one" / "tiny", tmp_path / "ray" / "tiny")
 
 
-@pytest.mark.parametrize("how", ["SIGTERM to the search", "Ctrl-C to its process group"])
-def test_a_signal_stops_a_search_and_its_workers_and_the_rerun_continues(tmp_path, how):
+SLOW = ["--method", "random", "--trials", "4", *LR_SPACE, *WIDTHS]  # 2 stacks, 8 epochs of 38 steps
+
+
+def slow_search(folder) -> tuple:
+    """A config whose epochs are long enough to stop mid-search, checkpointed every epoch; its path,
+    and the search's output root."""
     config = searchable(epochs=8, checkpoint_every=1)
     config["data"]["n_train"] = 400
     config["optim"]["batch_size"] = 8
-    path = write_yaml(tmp_path, config)
-    search = ["--method", "random", "--trials", "4", *LR_SPACE, *WIDTHS, "--workers", "2"]
-    out = tmp_path / "out"
+    return write_yaml(folder, config), folder / "out"
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the search", "Ctrl-C to its process group"])
+def test_a_signal_stops_a_search_and_its_workers_and_the_rerun_continues(tmp_path, how):
+    path, out = slow_search(tmp_path)
+    search = [*SLOW, "--workers", "2"]
     assert "search interrupted" in stop_two_workers([path, *search, "--out", out], tmp_path, how)
     summaries = [out / "tiny" / row["run_id"] / "summary.json" for row in trials_of(out / "tiny")]
     statuses = [json.loads(path.read_text())["status"] for path in summaries if path.exists()]
@@ -64,4 +74,20 @@ def test_a_signal_stops_a_search_and_its_workers_and_the_rerun_continues(tmp_pat
 
     succeeded(invoke("sweep", path, *search, "--out", out))
     succeeded(invoke("sweep", path, *search, "--out", tmp_path / "reference"))
+    assert_same_sweep(tmp_path / "reference" / "tiny", out / "tiny")
+
+
+def test_ctrl_c_stops_a_search_on_ray_and_the_rerun_trains_its_trials_again(tmp_path):
+    """Both Ray actors mid-epoch: Ctrl-C stops the actors; what they had not sent back is lost, so no
+    trial is told or kept, and the same command trains them all to an uninterrupted search's results."""
+    path, out = slow_search(tmp_path)
+    search = [*SLOW, "--backend", "ray"]
+    command = [sys.executable, "-m", "dlcli", "sweep", str(path), *search, "--out", str(out)]
+    process, _ = start_stopping(command, tmp_path, stopped=2)  # the hook stops each actor after a checkpoint
+    assert "search interrupted" in stop_with(process, "Ctrl-C", tmp_path)
+    assert set(study_states(out / "tiny").values()) == {"RUNNING"}
+    assert not [row for row in trials_of(out / "tiny") if (out / "tiny" / row["run_id"]).exists()]
+
+    succeeded(invoke("sweep", path, *search, "--out", out))
+    succeeded(invoke("sweep", path, *SLOW, "--out", tmp_path / "reference"))  # in one process
     assert_same_sweep(tmp_path / "reference" / "tiny", out / "tiny")
