@@ -190,14 +190,15 @@ def _announce(rows: list[dict[str, Any]], numbers: set[int], on_result: Hook | N
 
 
 def _rows(study, search: Search, sweep_dir: Path) -> list[dict[str, Any]]:
-    """runs.csv's rows: each trial with its values and its run's results (pending until it finishes)."""
+    """runs.csv's rows: each trial with its values and its run's results (pending until it finishes, or
+    interrupted)."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
         point = search.point(trial.params)
         experiment = search.experiment(point)
         run_id = config_hash(experiment)
         row = {"trial": trial.number, "run_id": run_id, "seed": experiment.seed, **point, "status": Status.PENDING}
-        summary = layout.finished_summary(sweep_dir / run_id)
+        summary = layout.finished_summary(sweep_dir / run_id) or _interrupted(sweep_dir / run_id)
         if summary is None and trial.state.name in JOURNAL_STATUS:  # failed, or its folder removed since
             summary = _summary(sweep_dir / run_id) or {
                 "status": JOURNAL_STATUS[trial.state.name], search.settings.metric: trial.value,
@@ -207,6 +208,12 @@ def _rows(study, search: Search, sweep_dir: Path) -> list[dict[str, Any]]:
                                                       layout.SEARCH_RESULT_COLUMNS + layout.RUN_RESULT_COLUMNS}}
         rows.append(row)
     return rows
+
+
+def _interrupted(run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a run stopped by an interrupt (its trial continues when the search runs again)."""
+    summary = _summary(run_dir)
+    return summary if summary and summary.get("status") == Status.INTERRUPTED else None
 
 
 def _summary(run_dir: Path) -> dict[str, Any] | None:

@@ -67,9 +67,11 @@ def test_a_signal_stops_a_search_and_its_workers_and_the_rerun_continues(tmp_pat
     path, out = slow_search(tmp_path)
     search = [*SLOW, "--workers", "2"]
     assert "search interrupted" in stop_two_workers([path, *search, "--out", out], tmp_path, how)
-    summaries = [out / "tiny" / row["run_id"] / "summary.json" for row in trials_of(out / "tiny")]
+    rows = trials_of(out / "tiny")
+    summaries = [out / "tiny" / row["run_id"] / "summary.json" for row in rows]
     statuses = [json.loads(path.read_text())["status"] for path in summaries if path.exists()]
     assert len(statuses) >= 2 and set(statuses) == {"interrupted"}  # the stopped units' runs, and any started
+    assert sorted(row["status"] for row in rows if row["status"] != "pending") == statuses  # runs.csv says so
     assert set(study_states(out / "tiny").values()) == {"RUNNING"}  # nothing told: every trial continues
 
     succeeded(invoke("sweep", path, *search, "--out", out))
