@@ -4,9 +4,10 @@ rung before any of them goes on, whichever stack it trains in. Trained one unit 
 first stack would be judged against itself alone and the last against everyone: the outcome would hang
 on the order of the stacks.
 
-Each unit is a `dlcli.engine.loop.Training` generator, in this process (`LocalTraining`) or in a worker
-process (dlcli.sweep.unit_workers). The models of the units not training this epoch
-stay where they are (on the device), so a batch holds at most a stack's worth of trials: `--batch`.
+Each unit is a `dlcli.engine.loop.Training` generator, in this process (`LocalTraining`), in a worker
+process (dlcli.sweep.unit_workers) or in a Ray actor (dlcli.sweep.ray_units). The models of the units
+not training this epoch stay where they are (on the device), so a batch holds at most a stack's worth
+of trials: `--batch`.
 """
 from __future__ import annotations
 

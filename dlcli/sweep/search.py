@@ -169,9 +169,10 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
 
 
 def _trainings(units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool],
-               pool: WorkerPool | RayPool | None,
-               on_note: Hook | None, force: bool, tags: dict[str, str] | None) -> list[Stepped]:
-    """Each unit ready to step: in this process, or started in a worker (which prepares it again)."""
+               pool: WorkerPool | RayPool | None, on_note: Hook | None, force: bool,
+               tags: dict[str, str] | None) -> list[Stepped]:
+    """Each unit ready to step: in this process, or started in a worker (which builds its models there
+    from their configs and the data sent to it)."""
     if pool is not None:
         return pool.trainings(units, run_dirs, resumed, force, tags)
     trainings = []
