@@ -147,8 +147,12 @@ class RayPool:
         except KeyboardInterrupt:
             self.interrupt()
             return "error", KeyboardInterrupt(), []
-        except ray.exceptions.RayError as error:
-            return "error", KeyboardInterrupt() if self.interrupted else RuntimeError(f"Ray worker: {error}"), []
+        except ray.exceptions.RayError as error:  # an actor lost (its machine gone): the search stops
+            if not self.interrupted:
+                (self.on_note or (lambda text: None))(f"a Ray worker was lost ({type(error).__name__}): the "
+                                                      "search stops")
+            self.interrupt()
+            return "error", KeyboardInterrupt(), []
         for home, payload in files.items():
             unpack_files(payload, home)
         return kind, value, notes

@@ -121,6 +121,15 @@ class WorkerPool:
                   tags: dict[str, str] | None) -> list[RemoteTraining]:
         return start_units(self, units, run_dirs, resumed, force, tags)
 
+    def _lost(self, worker: int) -> tuple:
+        """A worker that ended unasked: its units' runs stay as they are on disk (continued from their
+        checkpoints when the search runs again, as after kill -9), and the others are interrupted."""
+        if not self.interrupted:
+            (self.on_note or (lambda text: None))(f"worker process {self._processes[worker].pid} died (killed, or "
+                                                  "out of memory?): the search stops")
+        self.interrupt()
+        return "error", KeyboardInterrupt(), []
+
     def interrupt(self) -> None:
         """Pass an interrupt on to every worker (once)."""
         if not self.interrupted:
@@ -143,8 +152,8 @@ class WorkerPool:
             except KeyboardInterrupt:
                 self.interrupt()
                 continue
-            except (EOFError, OSError):
-                return "error", RuntimeError(f"worker process {self._processes[worker].pid} died"), []
+            except (EOFError, OSError):  # killed (out of memory?): the search stops as on Ctrl-C
+                return self._lost(worker)
             answers[got_key] = tuple(answer)
         return answers.pop(key)
 

@@ -4,6 +4,8 @@ interrupted, and the rerun continues to the results of an uninterrupted search."
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 
 import pytest
@@ -92,4 +94,24 @@ def test_ctrl_c_stops_a_search_on_ray_and_the_rerun_trains_its_trials_again(tmp_
 
     succeeded(invoke("sweep", path, *search, "--out", out))
     succeeded(invoke("sweep", path, *SLOW, "--out", tmp_path / "reference"))  # in one process
+    assert_same_sweep(tmp_path / "reference" / "tiny", out / "tiny")
+
+
+def test_workers_killed_mid_epoch_stop_the_search_and_their_trials_continue_when_run_again(tmp_path):
+    """kill -9 of the workers (as the kernel's out-of-memory killer does): the search stops, saying so;
+    no trial is told as failed, and the same command continues every one to an uninterrupted search's
+    results."""
+    path, out = slow_search(tmp_path)
+    search = [*SLOW, "--workers", "2"]
+    command = [sys.executable, "-m", "dlcli", "sweep", str(path), *search, "--out", str(out)]
+    process, workers = start_stopping(command, tmp_path, stopped=2)
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    assert process.wait() == 130
+    output = (tmp_path / "stopped.log").read_text()
+    assert f"worker process {workers[0]} died" in output or f"worker process {workers[1]} died" in output
+    assert set(study_states(out / "tiny").values()) == {"RUNNING"}
+
+    succeeded(invoke("sweep", path, *search, "--out", out))
+    succeeded(invoke("sweep", path, *SLOW, "--out", tmp_path / "reference"))
     assert_same_sweep(tmp_path / "reference" / "tiny", out / "tiny")
