@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dlcli.components.datasets import Dataset
-from dlcli.components.prepare import Prepared
 from dlcli.engine.loop import RunResult
 from dlcli.sweep.backends import files_of, unpack_files
-from dlcli.sweep.unit_workers import RemoteTraining, UnitPayload, start_units, start_unit, step
+from dlcli.sweep.unit_host import UnitPayload, start_unit, step
 
 
 class UnitHost:
@@ -124,10 +123,6 @@ class RayPool:
             self._stop_actors()
         if self._started:
             ray.shutdown()
-
-    def trainings(self, units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], force: bool,
-                  tags: dict[str, str] | None) -> list[RemoteTraining]:
-        return start_units(self, units, run_dirs, resumed, force, tags)
 
     def send(self, worker: int, message: tuple) -> None:
         kind, key, value = message

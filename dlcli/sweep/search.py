@@ -32,7 +32,7 @@ from dlcli.sweep.lockstep import LocalTraining, Stepped, train_in_lockstep
 from dlcli.sweep.runner import sweep_lock
 from dlcli.sweep.journal import Journal
 from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
-from dlcli.sweep.unit_workers import WorkerPool, split_for
+from dlcli.sweep.unit_workers import WorkerPool, split_for, start_units
 
 if TYPE_CHECKING:
     from dlcli.sweep.ray_units import RayPool
@@ -174,7 +174,7 @@ def _trainings(units: list[list[Prepared]], run_dirs: list[list[Path]], resumed:
     """Each unit ready to step: in this process, or started in a worker (which builds its models there
     from their configs and the data sent to it)."""
     if pool is not None:
-        return pool.trainings(units, run_dirs, resumed, force, tags)
+        return start_units(pool, units, run_dirs, resumed, force, tags)
     trainings = []
     for unit, dirs, resume in zip(units, run_dirs, resumed):
         if not resume:

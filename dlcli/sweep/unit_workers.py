@@ -4,7 +4,8 @@ batch (dlcli.sweep.lockstep), while the workers train their units' epochs at the
 
 Each worker is a spawned process (a forked child inherits torch's thread pools in an undefined state:
 it hangs at its first parallel operation). It gets each data set once, from the search's process, builds
-its units' models from their configs and holds each unit's `Training` generator. The search's process
+its units' models from their configs and holds each unit's `Training` generator (dlcli.sweep.unit_host,
+the worker's side). The search's process
 sends it one message per step (start a unit; send it the runs to prune; throw an interrupt into it) and
 reads back what the generator yielded or returned, in order. A `RemoteTraining` stands for one unit
 there: `post` sends, `collect` waits for the answer, so that lockstep posts to every unit due before it
@@ -18,33 +19,15 @@ the interrupt is stopped there. Every run in flight ends as interrupted, its epo
 """
 from __future__ import annotations
 
-import os
-import pickle
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Protocol
 
-from dlcli.components.datasets import Dataset
-from dlcli.components.prepare import Prepared, data_identity, prepare
-from dlcli.config.schema import Experiment
+from dlcli.components.prepare import Prepared, data_identity
 from dlcli.engine.grouping import unit_cost
-from dlcli.sweep.interrupts import InterruptLatch, interrupt_workers
-
-Note = Callable[[str], None]
-
-
-@dataclass
-class UnitPayload:
-    """What a worker needs to train a unit: its points' configs and run folders, and the data sets it
-    has not been sent yet (by `data_identity`; it keeps those it gets)."""
-
-    experiments: list[Experiment]
-    run_dirs: list[Path]
-    resume: bool  # continue from the run folders' checkpoints
-    force: bool
-    tags: dict[str, str] | None
-    datasets: dict[tuple, Dataset]
+from dlcli.sweep.interrupts import interrupt_workers
+from dlcli.sweep.unit_host import Note, UnitPayload, serve
 
 
 def spread(costs: list[float], workers: int) -> list[int]:
@@ -62,8 +45,26 @@ def split_for(units: list[list[int]], workers: int) -> list[list[int]]:
     return [unit[part::workers] for unit in units for part in range(min(workers, len(unit)))]
 
 
-def start_units(pool, units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], force: bool,
-                tags: dict[str, str] | None) -> list[RemoteTraining]:
+class Pool(Protocol):
+    """What `start_units` and `RemoteTraining` use of a pool of workers: local (`WorkerPool`) or Ray
+    actors (dlcli.sweep.ray_units.RayPool)."""
+
+    workers: int
+    kind: str
+    sent: list[set[tuple]]
+    next_key: int
+    interrupted: bool
+    on_note: Note | None
+
+    def send(self, worker: int, message: tuple) -> None: ...
+
+    def answer(self, worker: int, key: int) -> tuple: ...
+
+    def interrupt(self) -> None: ...
+
+
+def start_units(pool: Pool, units: list[list[Prepared]], run_dirs: list[list[Path]],
+                resumed: list[bool], force: bool, tags: dict[str, str] | None) -> list[RemoteTraining]:
     """Start each unit in one of the pool's workers, the work spread evenly (`spread`). A worker gets
     each data set once, loaded here: it builds its units' models from their configs."""
     chosen = spread([unit_cost([point.experiment for point in unit]) for unit in units], pool.workers)
@@ -117,10 +118,6 @@ class WorkerPool:
         for process in self._processes:
             process.join()
 
-    def trainings(self, units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool], force: bool,
-                  tags: dict[str, str] | None) -> list[RemoteTraining]:
-        return start_units(self, units, run_dirs, resumed, force, tags)
-
     def _lost(self, worker: int) -> tuple:
         """A worker that ended unasked: its units' runs stay as they are on disk (continued from their
         checkpoints when the search runs again, as after kill -9), and the others are interrupted."""
@@ -162,7 +159,7 @@ class WorkerPool:
 class RemoteTraining:
     """A unit training in a worker, driven as its `Training` generator would be (post, then collect)."""
 
-    pool: WorkerPool
+    pool: Pool
     worker: int
     key: int
 
@@ -194,100 +191,3 @@ class RemoteTraining:
         if kind == "yield":
             raise RuntimeError("a unit's training went on after it was stopped")
         raise value
-
-
-# ---- in a worker process -----------------------------------------------------------------------
-
-
-def serve(link, threads: int) -> None:
-    """A worker: hold units, step them as told, answer each step; end when told or when the search's
-    process has gone."""
-    from dlcli.components.threads import use_threads
-
-    latch = InterruptLatch()
-    use_threads(threads)
-    units: dict[int, Any] = {}
-    datasets: dict[tuple, Dataset] = {}
-    notes: list[str] = []  # what the units said since the last answer, sent with the next
-    while True:
-        try:
-            kind, key, payload = link.recv()
-        except (EOFError, OSError):
-            break
-        if kind == "quit":
-            break
-        if kind == "start":
-            datasets |= payload.datasets
-            units[key] = start_unit(payload, datasets, notes.append)
-            continue
-        answer = step(units[key], kind, payload, latch)
-        if answer[0] != "yield":
-            del units[key]
-        try:
-            link.send((key, *answer, list(notes)))
-        except OSError:  # the search's process has gone
-            break
-        notes.clear()
-    _end_all(units)
-    os._exit(0)  # every file is written and closed: no interpreter teardown (most of a second)
-
-
-def _end_all(units: dict[int, Any]) -> None:
-    """Units still held when the search stops (it broke, or was killed): their runs end as interrupted."""
-    from dlcli.engine.loop import stop
-
-    for training in units.values():
-        if not isinstance(training, Exception):
-            try:
-                stop(training, KeyboardInterrupt())
-            except BaseException:  # never started, or its folders are gone: what is on disk stays
-                pass
-
-
-def start_unit(payload: UnitPayload, datasets: dict[tuple, Dataset], on_note: Note):
-    """The unit's generator, nothing trained yet; or the error that preparing it raised, to answer its
-    first step with."""
-    from dlcli.engine.loop import unit_training
-    from dlcli.sweep.backends import clear_run_dirs
-
-    try:
-        unit = [prepare(experiment, datasets[data_identity(experiment)], payload.force)
-                for experiment in payload.experiments]
-    except Exception as error:  # a UserError (the device's memory here) fails the unit's runs
-        return _portable(error)
-    if not payload.resume:
-        clear_run_dirs(payload.run_dirs)
-    return unit_training(unit, payload.run_dirs, resume=payload.resume, on_note=on_note, tags=payload.tags)
-
-
-def step(training, kind: str, payload: Any, latch: InterruptLatch) -> tuple[str, Any]:
-    """One step of a unit: ("yield", (epoch, rows)), ("return", results) or ("error", the exception).
-    Once this worker has seen an interrupt, a step ends its unit as interrupted instead of training."""
-    from dlcli.engine.loop import stop
-
-    if isinstance(training, Exception):
-        return "error", training
-    if latch.seen:
-        kind, payload = "throw", KeyboardInterrupt()
-    try:
-        with latch.raising():
-            value = training.send(payload) if kind == "send" else training.throw(payload)
-    except StopIteration as done:
-        return "return", done.value
-    except KeyboardInterrupt:  # landed outside the epoch loop, which ends its runs itself
-        try:
-            return "return", stop(training, KeyboardInterrupt())
-        except (KeyboardInterrupt, RuntimeError, StopIteration):  # never started, or ended already
-            return "error", KeyboardInterrupt()
-    except Exception as error:  # recorded in the runs by the loop
-        return "error", _portable(error)
-    return "yield", value
-
-
-def _portable(error: Exception) -> Exception:
-    """The error itself if it can travel to the search's process, else its text in a RuntimeError."""
-    try:
-        pickle.loads(pickle.dumps(error))
-    except Exception:
-        return RuntimeError(f"{type(error).__name__}: {error}")
-    return error
