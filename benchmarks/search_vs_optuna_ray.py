@@ -17,8 +17,12 @@ timing includes starting Ray, which every Ray Tune user pays.
 its way to stop trials). `--small` runs the same with quickstart-sized models (widths 32, 64 or 100; batches of 32), the regime
 stacking is for: many small models, many short steps.
 
-dlcli and the Optuna loop each run with 1 torch thread and with one per core, and each is credited with
-its faster count; Ray Tune uses one thread per trial, two trials at a time.
+dlcli and the Optuna loop each run in three configurations, alternating, and each is credited with its
+fastest: 1 torch thread, one per core, and `--workers` processes of one thread each (default: one per
+core; 1: none). dlcli's processes are its search's worker processes (`dlcli sweep --workers`, forked,
+the survivors regrouped at each rung); the Optuna loop's are forked processes that share the study
+through a journal file, Optuna's way to run trials in parallel without a database, the trials split
+between them. Ray Tune uses one thread per trial, two trials at a time.
 
 `--floor` measures, per width, what an epoch of one model costs: in the plain loop, in a dlcli stack
 of 11 (per model), and in the matrix products alone of that stack (forward and backward, random data:
@@ -28,14 +32,12 @@ stacked search can be.
 `--device cuda` runs dlcli and the plain loop on the GPU (data and models there; Ray Tune stays on the
 CPU, so skip it with --skip-ray); `--floor` is for the CPU.
 
-`--workers N` runs dlcli's search in N worker processes (`dlcli sweep --workers`), each started in the
-timing (the plain loop gets no such help: it is one process).
-
 Run: python benchmarks/search_vs_optuna_ray.py [--trials 32] [--epochs 9] [--min-epochs 1] [--repeats 3] [--small]
          [--no-prune] [--skip-ray] [--floor] [--device cpu|cuda] [--workers N]
 """
 import argparse
 import gc
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -52,8 +54,9 @@ WIDTHS = {"64": [64, 64], "128": [128, 128], "256": [256, 256]}  # search_mlp.ya
 BATCH = {"size": 64}  # search_mlp.yaml's; --small: 32
 PRUNE = {"dlcli": "asha", "min_epochs": 1}  # --no-prune: "none", and no pruner in the Optuna loop; --min-epochs
 DEVICE = {"name": "cpu"}  # --device
-WORKERS = {"dlcli": 1}  # --workers: dlcli's search in that many processes (one thread each on 2 cores)
-THREAD_COUNTS = sorted({1, os.cpu_count() or 1})  # dlcli and the Optuna loop run with each; each's best counts
+# dlcli and the Optuna loop each run as (threads, processes) in every round, each credited with its best:
+# one thread, one per core, and (--workers, default one per core) processes of one thread each.
+CONFIGURATIONS = sorted({(1, 1), (os.cpu_count() or 1, 1)})
 
 
 def mnist1d_splits(seed: int = 0) -> dict:
@@ -100,7 +103,7 @@ def train_trial(params: dict, data: dict, epochs: int, report) -> float:
     return val_error
 
 
-def run_dlcli(trials: int, epochs: int, threads: int | str = 1) -> float:
+def run_dlcli(trials: int, epochs: int, threads: int | str = 1, workers: int = 1) -> float:
     from dlcli.config.search import load_search
     from dlcli.sweep.search import run_search
 
@@ -111,15 +114,46 @@ def run_dlcli(trials: int, epochs: int, threads: int | str = 1) -> float:
                        method="random", trials=trials, prune=PRUNE["dlcli"], min_epochs=PRUNE["min_epochs"])
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        run_search(plan, out, workers=WORKERS["dlcli"])
+        run_search(plan, out, workers=workers)
         return time.perf_counter() - started
 
 
-def run_optuna(trials: int, epochs: int, data: dict, threads: int = 1) -> float:
+def run_optuna(trials: int, epochs: int, data: dict, threads: int = 1, workers: int = 1) -> float:
+    """Optuna's study.optimize on the plain loop, in this process; with `workers` > 1 in that many forked
+    processes of one thread each, sharing the study through a journal file (Optuna's way to run trials
+    in parallel without a database server), the trials split between them."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
+    if workers == 1:
+        optimize_trials(trials, epochs, data, threads, None, 0)
+        return time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        context = multiprocessing.get_context("fork")
+        journal = str(Path(folder) / "journal.log")
+        optuna.create_study(study_name="bench", storage=optuna_journal(journal))
+        shares = [trials // workers + (k < trials % workers) for k in range(workers)]
+        processes = [context.Process(target=optimize_trials, args=(share, epochs, data, 1, journal, k))
+                     for k, share in enumerate(shares)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    return time.perf_counter() - started
+
+
+def optuna_journal(path: str):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(path))
+
+
+def optimize_trials(trials: int, epochs: int, data: dict, threads: int, journal: str | None, seed: int) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(threads)
 
     def objective(trial):
@@ -137,11 +171,11 @@ def run_optuna(trials: int, epochs: int, data: dict, threads: int = 1) -> float:
 
         return train_trial(params, data, epochs, report)
 
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0),
-                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=PRUNE["min_epochs"],
-                                                                                      reduction_factor=3))
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=PRUNE["min_epochs"], reduction_factor=3)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruner,
+                                **({"study_name": "bench", "storage": optuna_journal(journal),
+                                    "load_if_exists": True} if journal else {}))
     study.optimize(objective, n_trials=trials)
-    return time.perf_counter() - started
 
 
 def ray_trainable(config, data):
@@ -241,9 +275,11 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--min-epochs", type=int, default=1, help="the first rung, for every tool")
-    parser.add_argument("--workers", type=int, default=1, help="dlcli's worker processes (--workers)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes of one thread for dlcli (--workers) and the Optuna loop; 1: none")
     arguments = parser.parse_args()
-    WORKERS["dlcli"] = arguments.workers
+    if arguments.workers > 1:
+        CONFIGURATIONS.append((1, arguments.workers))
     PRUNE["min_epochs"] = arguments.min_epochs
     DEVICE["name"] = arguments.device
     if arguments.floor and arguments.device != "cpu":
@@ -262,13 +298,15 @@ def main() -> None:
     data = mnist1d_splits()
     gc.freeze()  # what is alive now stays out of full garbage collections, for every tool (as dlcli's commands do)
     if arguments.floor:
-        return floor(data, THREAD_COUNTS[-1])
-    times = {f"{tool}, {threads} thread(s)": [] for tool in ("dlcli", "optuna + loop") for threads in THREAD_COUNTS}
+        return floor(data, os.cpu_count() or 1)
+    times = {configuration(tool, threads, workers): [] for tool in ("dlcli", "optuna + loop")
+             for threads, workers in CONFIGURATIONS}
     times["ray tune + asha"] = []
     for _ in range(arguments.repeats):
-        for threads in THREAD_COUNTS:
-            times[f"dlcli, {threads} thread(s)"].append(run_dlcli(trials, epochs, threads))
-            times[f"optuna + loop, {threads} thread(s)"].append(run_optuna(trials, epochs, data, threads))
+        for threads, workers in CONFIGURATIONS:
+            times[configuration("dlcli", threads, workers)].append(run_dlcli(trials, epochs, threads, workers))
+            times[configuration("optuna + loop", threads, workers)].append(
+                run_optuna(trials, epochs, data, threads, workers))
         if not arguments.skip_ray:
             times["ray tune + asha"].append(run_ray(trials, epochs, data))
         print("  " + ", ".join(f"{name} {values[-1]:.1f} s" for name, values in times.items() if values), flush=True)
@@ -277,8 +315,12 @@ def main() -> None:
         print(f"{name:<28}: median {median:.2f} s")
     dlcli = min(median for name, median in medians.items() if name.startswith("dlcli"))
     faster = min(median for name, median in medians.items() if not name.startswith("dlcli"))
-    print(f"dlcli (its best thread count) against the faster of the others (theirs): {faster / dlcli:.2f}× faster "
+    print(f"dlcli (its best configuration) against the faster of the others (theirs): {faster / dlcli:.2f}× faster "
           "(target ≥ 3)")
+
+
+def configuration(tool: str, threads: int, workers: int) -> str:
+    return f"{tool}, {workers} processes" if workers > 1 else f"{tool}, {threads} thread(s)"
 
 
 if __name__ == "__main__":

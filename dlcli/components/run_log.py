@@ -95,6 +95,15 @@ class RunLog:
         (epoch, step, seconds) it holds."""
         save_checkpoint(self.run_dir, {**position, "engine": engine, "log": {"stopper": self._stopper.state()}})
 
+    def hand_over(self, engine: dict[str, Any], position: dict[str, Any]) -> None:
+        """The run goes on in another training unit (a search regrouping its runs at a rung), which
+        resumes it from the checkpoint written here: its logs are closed, nothing is finished, and its
+        summary.json still says running."""
+        self.checkpoint(engine, position)
+        self._close_logs()
+        self.status = Status.RUNNING
+        self.summary = {**self._header, "status": Status.RUNNING}
+
     def restore_last_state(self, state: ModelState) -> None:
         """The weights a resumed run holds before its next epoch (written if it ends right away)."""
         self._last_state = state

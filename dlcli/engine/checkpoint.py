@@ -41,6 +41,12 @@ class CheckpointClock:
         self.cost = self.since - started
 
 
+def hand_over(models: Trainable, members: list[Member], position: dict[str, Any]) -> None:
+    """End these runs in this unit, for another to continue them from the checkpoint written here."""
+    for m, member in enumerate(members):
+        member.log.hand_over(engine_state(models, member, m), position)
+
+
 def engine_state(models: Trainable, member: Member, m: int) -> dict[str, Any]:
     stream = member.augment_stream
     return {"model": models.state_of(m), "batch_order": member.batch_order.get_state(),

@@ -1,13 +1,12 @@
 """Training runs: `train` one experiment, or `train_unit` runs that train together (a stack, or one
 alone: `dlcli.engine.grouping` decides). One epoch loop serves both.
 
-Each epoch: train (dlcli.engine.epoch), measure every split, and hand each model's row to its run's
-log, which ends the run when it diverged or should stop early. A run that ends leaves the stack; the
-others go on.
+Each epoch: train (dlcli.engine.epoch), measure every split and hand each model's row to its run's
+log (dlcli.engine.records), which ends the run when it diverged or should stop early. A run that ends
+leaves the stack; the others go on.
 """
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -27,18 +26,15 @@ from dlcli.config.flat import config_hash
 from dlcli.config.schema import Experiment
 from dlcli.config.load import load_experiment
 from dlcli.engine.augment import augment_stream, make_augment
-from dlcli.engine.batches import gather, select_data, stack_data
-from dlcli.engine.checkpoint import CheckpointClock, restore
-from dlcli.engine.epoch import EpochUpdates, Member, measure, train_epoch
+from dlcli.engine.batches import select_data, stack_data
+from dlcli.engine.checkpoint import CheckpointClock, hand_over, restore
+from dlcli.engine.epoch import Member, train_epoch
 from dlcli.engine.grouping import build_models
 from dlcli.engine.interface import Trainable
+from dlcli.engine.records import OnEpoch, check_finite, log_steps, record_epoch
 from dlcli.errors import UserError
 from dlcli.layout import Status
 
-# A metrics row's measurements, empty (None) when the epoch did not measure that split (`train.eval_splits`).
-UNMEASURED = {f"{split}_{quantity}": None for split in ("train", "test") for quantity in ("loss", "error")}
-SUBSET_STREAM = 5  # seed offset of the generator that picks the training subset measured each epoch
-OnEpoch = Callable[[dict[str, float]], None]  # hears each epoch's metrics row as it is logged
 # Successive halving's hook: given the epoch and the last metrics row of each run still training (by
 # run folder), the runs to stop there, each with the reason; they end as `pruned` and leave the stack.
 Rung = Callable[[int, dict[Path, dict[str, float]]], dict[Path, str]]
@@ -50,8 +46,20 @@ Training = Generator[tuple[int, dict[Path, dict[str, float]]], dict[Path, str], 
 @dataclass
 class RunResult:
     run_dir: Path
-    status: Status  # completed | early_stopped | diverged | interrupted (a failed run raises)
+    # completed | early_stopped | diverged | interrupted | pruned (a failed run raises); running: handed over
+    status: Status
     summary: dict[str, Any]
+
+
+class HandOver(Exception):
+    """Thrown into a unit paused after an epoch (a search regrouping its runs at a rung): the unit prunes
+    the runs in `stopped` there, as the rung's answer would, then ends; each run still training is
+    checkpointed at that epoch for another unit to continue it from there (`resume`), and
+    comes back with status running."""
+
+    def __init__(self, stopped: dict[Path, str]):
+        super().__init__("handed over")
+        self.stopped = stopped
 
 
 def train(experiment: Experiment, out_root: str | Path = "results", on_epoch: OnEpoch | None = None,
@@ -186,15 +194,22 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
             if epoch > 0:
                 with one_thread(models.single_threaded):
                     updates = train_epoch(models, data, members, plan, epoch)
-                _log_steps(members, updates, epoch, step, started)
+                log_steps(members, updates, epoch, step, started)
                 step += len(updates.batch_sizes)
                 for member, lrs in zip(members, updates.lrs):
                     member.lr = lrs[-1]
             if schedules.measured(lead.train, epoch):
-                _record(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
+                record_epoch(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
             else:
-                _check_finite(members, updates, epoch)
-            _prune((yield _last_rows(epoch, members)), members)
+                check_finite(members, updates, epoch)
+            try:
+                stopped = yield _last_rows(epoch, members)
+            except HandOver as handover:
+                _prune(handover.stopped, members)
+                members, data = _drop_finished(models, members, data, time.perf_counter() - started)
+                hand_over(models, members, {"epoch": epoch, "step": step, "seconds": time.perf_counter() - started})
+                break
+            _prune(stopped, members)
             members, data = _drop_finished(models, members, data, time.perf_counter() - started)
             if not members:
                 break
@@ -237,62 +252,3 @@ def _drop_finished(models: Trainable, members: list[Member], data: dict[str, Ten
         models.keep(going)
         return [members[m] for m in going], select_data(data, going)
     return [members[m] for m in going], data
-
-
-def _record(models: Trainable, data: dict[str, Tensor], members: list[Member], position: dict[str, int],
-            updates: EpochUpdates | None, started: float, on_epoch: OnEpoch) -> None:
-    """Measure every model and log its epoch (one read-back, one snapshot for all of them)."""
-    sums = updates.batch_losses.sum(0) if updates else None
-    last = position["epoch"] == members[0].experiment.train.epochs
-    measured_data = data if last else _between_last(data, members)
-    with one_thread(models.single_threaded):  # a model alone sums as in a stack (ModelStack.single_threaded)
-        measured = measure(models, measured_data, members[0].experiment.loss, sums)
-    snapshot = models.snapshot()
-    for m, (member, values) in enumerate(zip(members, measured)):
-        if values is None:
-            member.log.diverge(position["epoch"])
-            continue
-        row = {**position, "lr": member.lr, **UNMEASURED, **values, "seconds": time.perf_counter() - started}
-        member.log.record(row, ModelState(snapshot, m))
-        on_epoch(row)
-
-
-def _check_finite(members: list[Member], updates: EpochUpdates, epoch: int) -> None:
-    """An epoch that is not measured still ends the runs whose batch losses were not finite."""
-    for member, total in zip(members, updates.batch_losses.sum(0).tolist()):
-        if not math.isfinite(total):
-            member.log.diverge(epoch)
-
-
-def _between_last(data: dict[str, Tensor], members: list[Member]) -> dict[str, Tensor]:
-    """What the epochs before the last measure: the validation split alone (`train.eval_splits: val`),
-    or every split with the training set cut to its subset (`train.eval_train_subset`)."""
-    if members[0].experiment.train.eval_splits == "val":
-        return {key: value for key, value in data.items() if key not in ("x_train", "y_train", "x_test", "y_test")}
-    return _train_subset(data, members)
-
-
-def _train_subset(data: dict[str, Tensor], members: list[Member]) -> dict[str, Tensor]:
-    """The splits with each model's training set cut to its fixed random subset (`train.eval_train_subset`):
-    the same samples every epoch, drawn from the model's own seed, so alone or stacked it measures the same."""
-    size, n = members[0].experiment.train.eval_train_subset, data["x_train"].shape[1]
-    if size is None or size >= n:
-        return data
-    device = data["x_train"].device
-    chosen = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(m.experiment.seed + SUBSET_STREAM))
-                          [:size] for m in members]).to(device)
-    rows = torch.arange(len(members), device=device).unsqueeze(1)
-    return {**data, "x_train": gather(data["x_train"], rows, chosen), "y_train": gather(data["y_train"], rows, chosen)}
-
-
-def _log_steps(members: list[Member], updates: EpochUpdates, epoch: int, first_step: int, started: float) -> None:
-    """steps.csv rows: one read-back of the epoch's batch losses, then plain numbers."""
-    if not any(member.log.logs_steps for member in members):
-        return
-    batch_losses = updates.batch_losses.T.tolist()  # [M][steps]
-    for m, member in enumerate(members):
-        member.log.record_steps([
-            {"step": first_step + i + 1, "epoch": epoch, "batch_size": size, "lr": lr, "batch_loss": loss,
-             "seconds": moment - started}
-            for i, (size, lr, loss, moment) in enumerate(zip(updates.batch_sizes, updates.lrs[m], batch_losses[m],
-                                                             updates.times))])

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dlcli.components.datasets import Dataset
-from dlcli.engine.loop import RunResult
+from dlcli.engine.loop import HandOver, RunResult
 from dlcli.sweep.backends import files_of, unpack_files
 from dlcli.sweep.unit_host import UnitPayload, start_unit, step
 
@@ -43,13 +43,17 @@ class UnitHost:
         self.datasets |= payload.datasets
         here = [self.scratch / run_dir.name for run_dir in payload.run_dirs]
         self.homes[key] = dict(zip(here, payload.run_dirs))
-        local = replace(payload, run_dirs=here, resume=False, datasets={})  # a fresh start: no checkpoint here
+        for run_dir, files in (payload.files or {}).items():  # a resumed unit's folders, checkpoints with them
+            unpack_files(files, self.scratch / run_dir.name)
+        local = replace(payload, run_dirs=here, datasets={}, files=None)
         self.units[key] = start_unit(local, self.datasets, self.notes.append)
 
     def step(self, key: int, kind: str, value: Any) -> tuple[str, Any, list[str], dict[Path, dict[str, bytes]]]:
         homes = self.homes[key]
         if kind == "send" and value:
             value = {self.scratch / run_dir.name: reason for run_dir, reason in value.items()}
+        if isinstance(value, HandOver):
+            value = HandOver({self.scratch / run_dir.name: reason for run_dir, reason in value.stopped.items()})
         answer, result = step(self.units[key], kind, value, NO_LATCH)
         notes, self.notes = self.notes, []
         if answer == "yield":
@@ -97,6 +101,7 @@ class RayPool:
     gpus: float | None = None
     interrupted: bool = False
     kind = "Ray actors"
+    remote = True  # elsewhere: a resumed unit takes its run folders' files with it
     sent: list[set[tuple]] = field(default_factory=list)
     next_key: int = 0
     _actors: list[Any] = field(default_factory=list)

@@ -32,7 +32,7 @@ from dlcli.sweep.lockstep import LocalTraining, Stepped, train_in_lockstep
 from dlcli.sweep.runner import sweep_lock
 from dlcli.sweep.journal import Journal
 from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
-from dlcli.sweep.unit_workers import WorkerPool, split_for, start_units
+from dlcli.sweep.unit_workers import Rebalance, WorkerPool, split_for, start_units
 
 if TYPE_CHECKING:
     from dlcli.sweep.ray_units import RayPool
@@ -128,16 +128,7 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
         run_id = config_hash(experiment)
         trials_of.setdefault(run_id, []).append(trial.number)
         experiments[run_id] = experiment
-    known = []
-    for run_id, numbers in list(trials_of.items()):  # finished before a kill, or an earlier trial's twin
-        summary = layout.finished_summary(sweep_dir / run_id)
-        if summary is not None:
-            tell(study, numbers, summary, search.settings.metric)
-            known += numbers
-            del trials_of[run_id]
-    journal.flush()
-    if known:
-        _announce(_rows(study, search, sweep_dir), set(known), on_result)
+    _tell_finished(study, journal, search, sweep_dir, trials_of, on_result)
     run_ids = list(trials_of)
     prepared = prepare_all([experiments[run_id] for run_id in run_ids], search.config_path, force)
     starts = [checkpoint_epoch(sweep_dir / run_id) for run_id in run_ids]
@@ -154,18 +145,36 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
     resumed = [starts[unit[0]] is not None for unit in units]
     trainings = _trainings(units_of, run_dirs, resumed, pool, on_note, force, tags)
 
-    def finished(index: int, summaries: list[dict[str, Any]]) -> None:
+    def finished(summaries: dict[Path, dict[str, Any]]) -> None:
         numbers = set()
-        for i, summary in zip(units[index], summaries):
-            tell(study, trials_of[run_ids[i]], summary, search.settings.metric)
-            numbers |= set(trials_of[run_ids[i]])
+        for run_dir, summary in summaries.items():
+            tell(study, trials_of[run_dir.name], summary, search.settings.metric)
+            numbers |= set(trials_of[run_dir.name])
         journal.flush()
         rows = _rows(study, search, sweep_dir)
         _write_runs_csv(sweep_dir, rows, search)  # as units finish, as a sweep's
         _announce(rows, numbers, on_result)
 
+    regroup = None if pool is None else Rebalance(pool, {sweep_dir / run_id: point for run_id, point in
+                                                         zip(run_ids, prepared)}, vectorize, force, tags)
     with threads_for(prepared[0].experiment.train.threads):
-        return train_in_lockstep(trainings, run_dirs, rung, finished)
+        return train_in_lockstep(trainings, run_dirs, rung, finished, regroup)
+
+
+def _tell_finished(study, journal: Journal, search: Search, sweep_dir: Path, trials_of: dict[str, list[int]],
+                   on_result: Hook | None) -> None:
+    """Tell the trials whose runs finished already (before a kill, or as an earlier trial's twin), and
+    take them out of `trials_of`."""
+    known = []
+    for run_id, numbers in list(trials_of.items()):
+        summary = layout.finished_summary(sweep_dir / run_id)
+        if summary is not None:
+            tell(study, numbers, summary, search.settings.metric)
+            known += numbers
+            del trials_of[run_id]
+    journal.flush()
+    if known:
+        _announce(_rows(study, search, sweep_dir), set(known), on_result)
 
 
 def _trainings(units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool],

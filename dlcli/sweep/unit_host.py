@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,7 @@ class UnitPayload:
     force: bool
     tags: dict[str, str] | None
     datasets: dict[tuple, Dataset]
+    files: dict[Path, dict[str, bytes]] | None = None  # a resumed unit's run folders, for a worker elsewhere
 
 
 def serve(link, threads: int) -> None:
@@ -35,6 +37,7 @@ def serve(link, threads: int) -> None:
     process has gone."""
     from dlcli.components.threads import use_threads
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker's copy of the search's handler
     latch = InterruptLatch()
     use_threads(threads)
     units: dict[int, Any] = {}

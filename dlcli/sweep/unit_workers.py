@@ -2,14 +2,14 @@
 by epoch from the search's process as if they trained in it: the rungs are still decided across the whole
 batch (dlcli.sweep.lockstep), while the workers train their units' epochs at the same time.
 
-Each worker is a spawned process (a forked child inherits torch's thread pools in an undefined state:
-it hangs at its first parallel operation). It gets each data set once, from the search's process, builds
-its units' models from their configs and holds each unit's `Training` generator (dlcli.sweep.unit_host,
-the worker's side). The search's process
-sends it one message per step (start a unit; send it the runs to prune; throw an interrupt into it) and
-reads back what the generator yielded or returned, in order. A `RemoteTraining` stands for one unit
-there: `post` sends, `collect` waits for the answer, so that lockstep posts to every unit due before it
-waits for any.
+Each worker is a process, forked or spawned (`start_method`). It gets each data set once, from the
+search's process, builds its units' models from their configs and holds each unit's `Training` generator
+(dlcli.sweep.unit_host, the worker's side). The search's process sends it one message per step (start a
+unit; send it the runs to prune; throw an interrupt or a hand-over into it) and reads back what the
+generator yielded or returned, in order. A `RemoteTraining` stands for one unit there: `post` sends,
+`collect` waits for the answer, so that lockstep posts to every unit due before it waits for any. At a
+rung, `Rebalance` moves the survivors into new units spread evenly over the workers when halving has
+left most of them in a few.
 
 Interrupts: Ctrl-C reaches every process of the group, SIGTERM the search's process alone, which passes
 the first one it sees on to the workers. A worker training a unit ends its runs as interrupted (as in
@@ -19,15 +19,28 @@ the interrupt is stopped there. Every run in flight ends as interrupted, its epo
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
 from dlcli.components.prepare import Prepared, data_identity
-from dlcli.engine.grouping import unit_cost
+from dlcli.engine.grouping import plan_units, unit_cost
+from dlcli.engine.loop import HandOver
+from dlcli.sweep.backends import files_of
 from dlcli.sweep.interrupts import interrupt_workers
 from dlcli.sweep.unit_host import Note, UnitPayload, serve
+
+REGROUP_BELOW = 0.9  # of the busiest worker's work: what regrouping at a rung must bring it under
+
+
+def start_method(threads: int) -> str:
+    """fork for workers of one torch thread on Linux: they start at once, where a spawned one imports
+    torch again (2 s on 2 cores). A forked child that uses more threads hangs at its first parallel
+    operation (it inherits torch's thread pool in an undefined state), and elsewhere fork is unsafe:
+    spawn then."""
+    return "fork" if threads == 1 and sys.platform.startswith("linux") else "spawn"
 
 
 def spread(costs: list[float], workers: int) -> list[int]:
@@ -37,6 +50,14 @@ def spread(costs: list[float], workers: int) -> list[int]:
         chosen[index] = min(range(workers), key=lambda w: load[w])
         load[chosen[index]] += costs[index]
     return chosen
+
+
+def loads(costs: list[float], chosen: list[int], workers: int) -> list[float]:
+    """Each worker's work: the costs of the units it holds."""
+    load = [0.0] * workers
+    for cost, worker in zip(costs, chosen):
+        load[worker] += cost
+    return load
 
 
 def split_for(units: list[list[int]], workers: int) -> list[list[int]]:
@@ -51,6 +72,7 @@ class Pool(Protocol):
 
     workers: int
     kind: str
+    remote: bool  # its workers do not share this machine's files
     sent: list[set[tuple]]
     next_key: int
     interrupted: bool
@@ -72,7 +94,8 @@ def start_units(pool: Pool, units: list[list[Prepared]], run_dirs: list[list[Pat
     for worker, unit, dirs, resume in zip(chosen, units, run_dirs, resumed):
         datasets = {data_identity(point.experiment): point.dataset for point in unit}
         payload = UnitPayload([point.experiment for point in unit], dirs, resume, force, tags,
-                              {key: data for key, data in datasets.items() if key not in pool.sent[worker]})
+                              {key: data for key, data in datasets.items() if key not in pool.sent[worker]},
+                              {run_dir: files_of(run_dir) for run_dir in dirs} if resume and pool.remote else None)
         pool.sent[worker] |= set(datasets)
         key, pool.next_key = pool.next_key, pool.next_key + 1
         pool.send(worker, ("start", key, payload))
@@ -89,6 +112,7 @@ class WorkerPool:
     on_note: Note | None = None
     interrupted: bool = False  # an interrupt was seen here and passed on to the workers
     kind = "worker processes"
+    remote = False
     _links: list[Any] = field(default_factory=list)
     _processes: list[Any] = field(default_factory=list)
     _answers: list[dict[int, tuple]] = field(default_factory=list)  # answers read while waiting for another
@@ -96,7 +120,7 @@ class WorkerPool:
     next_key: int = 0  # the next unit's key
 
     def __enter__(self) -> WorkerPool:
-        context = get_context("spawn")
+        context = get_context(start_method(self.threads))
         for _ in range(self.workers):
             link, far_end = context.Pipe()
             process = context.Process(target=serve, args=(far_end, self.threads), daemon=True)
@@ -163,8 +187,8 @@ class RemoteTraining:
     worker: int
     key: int
 
-    def post(self, answer: dict[Path, str] | None) -> None:
-        self.pool.send(self.worker, ("send", self.key, answer))
+    def post(self, answer: dict[Path, str] | HandOver | None) -> None:
+        self.pool.send(self.worker, ("throw" if isinstance(answer, HandOver) else "send", self.key, answer))
 
     def collect(self, interrupt: bool = False) -> tuple[int, dict[Path, dict[str, float]]]:
         """What the unit yielded after its epoch; raises StopIteration with its results when it ended.
@@ -191,3 +215,41 @@ class RemoteTraining:
         if kind == "yield":
             raise RuntimeError("a unit's training went on after it was stopped")
         raise value
+
+
+@dataclass
+class Rebalance:
+    """Regrouping at rungs (`dlcli.sweep.lockstep.Regroup`) for a pool: halving keeps each survivor in
+    the worker it trained in, which can leave one worker with most of the work and the others idle. When
+    regrouping the survivors by shape and spreading them again (as `start_units` does) takes the busiest
+    worker's work below REGROUP_BELOW of what it holds, they move: a checkpoint each, a few milliseconds."""
+
+    pool: Pool
+    points: dict[Path, Prepared]  # each run folder's prepared point
+    vectorize: bool
+    force: bool
+    tags: dict[str, str] | None
+
+    def plan(self, epoch: int, survivors: list[tuple[Any, list[Path]]]) -> list[list[Path]] | None:
+        runs = [run_dir for _, run_dirs in survivors for run_dir in run_dirs]
+        if not runs or epoch >= self.points[runs[0]].experiment.train.epochs:  # nothing left to train
+            return None
+        now = loads([self._cost(run_dirs) for _, run_dirs in survivors],
+                    [training.worker for training, _ in survivors], self.pool.workers)
+        indices, _ = plan_units([self.points[run_dir] for run_dir in runs], self.vectorize)
+        units = [[runs[i] for i in unit] for unit in split_for(indices, self.pool.workers)]
+        costs = [self._cost(unit) for unit in units]
+        after = loads(costs, spread(costs, self.pool.workers), self.pool.workers)
+        if max(after) >= REGROUP_BELOW * max(now):
+            return None
+        (self.pool.on_note or (lambda text: None))(
+            f"after epoch {epoch}: {len(runs)} runs regrouped into {len(units)} units, spread evenly over the "
+            f"{self.pool.workers} {self.pool.kind}")
+        return units
+
+    def start(self, units: list[list[Path]]) -> list[RemoteTraining]:
+        return start_units(self.pool, [[self.points[run_dir] for run_dir in unit] for unit in units], units,
+                           [True] * len(units), self.force, self.tags)
+
+    def _cost(self, run_dirs: list[Path]) -> float:
+        return unit_cost([self.points[run_dir].experiment for run_dir in run_dirs]) if run_dirs else 0.0

@@ -385,6 +385,7 @@ def test_no_val_columns_without_a_validation_set(tmp_path):
 
 def test_noise_augmentation_touches_training_batches_only(tmp_path, monkeypatch):
     import dlcli.engine.loop as train_module
+    import dlcli.engine.records as records
 
     noise_std = 0.5
     base = tiny_config(train={"epochs": 3, "val_fraction": 0.2})
@@ -394,7 +395,7 @@ def test_noise_augmentation_touches_training_batches_only(tmp_path, monkeypatch)
     expected = hold_out(load_dataset(experiment.data, experiment.seed), 0.2, experiment.seed)
 
     measured_splits, batches = [], []
-    original_measure, original_make_augment = train_module.measure, train_module.make_augment
+    original_measure, original_make_augment = records.measure, train_module.make_augment
 
     def recording_measure(model, split, *args, **kwargs):
         measured_splits.append({key: value.clone() for key, value in split.items()})
@@ -413,7 +414,7 @@ def test_noise_augmentation_touches_training_batches_only(tmp_path, monkeypatch)
 
         return wrapped
 
-    monkeypatch.setattr(train_module, "measure", recording_measure)
+    monkeypatch.setattr(records, "measure", recording_measure)
     monkeypatch.setattr(train_module, "make_augment", recording_make_augment)
     plain = train(experiment_from_dict(base), out_root=tmp_path / "plain")
     assert not batches  # no augmentation configured: none applied

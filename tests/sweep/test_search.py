@@ -130,15 +130,15 @@ def test_the_choice_is_the_same_when_every_test_metric_is_nan(tmp_path, monkeypa
     options = dict(method="tpe", trials=12, batch=4, prune="asha", seed=1)
     honest = run_search(load_search(config, arguments, **options), tmp_path / "honest")
 
-    from dlcli.engine import loop
+    from dlcli.engine import records
 
-    measure = loop.measure
+    measure = records.measure
 
     def without_test(*args, **kwargs):
         return [None if values is None else {**values, "test_loss": math.nan, "test_error": math.nan}
                 for values in measure(*args, **kwargs)]
 
-    monkeypatch.setattr(loop, "measure", without_test)
+    monkeypatch.setattr(records, "measure", without_test)
     blind = run_search(load_search(config, arguments, **options), tmp_path / "blind")
     assert all(row["test_error"] is None for row in blind.rows)  # the test metrics were NaN indeed
     assert blind.best["trial"] == honest.best["trial"]

@@ -24,8 +24,13 @@ def searchable(epochs: int, **train) -> dict:
     return config
 
 
-def test_a_search_on_two_workers_equals_one_in_process(tmp_path):
-    config = write_yaml(tmp_path, searchable(epochs=4))
+@pytest.mark.parametrize("threads", [1, 2], ids=["forked workers", "spawned workers"])
+def test_a_search_on_two_workers_equals_one_in_process(tmp_path, threads):
+    """Workers of one torch thread are forked (on Linux), of more spawned (`start_method`)."""
+    from dlcli.sweep.unit_workers import start_method
+
+    assert start_method(threads) == ("fork" if threads == 1 and sys.platform.startswith("linux") else "spawn")
+    config = write_yaml(tmp_path, searchable(epochs=4, threads=threads))
     search = ["sweep", config, "--method", "random", "--trials", "9", *LR_SPACE, *WIDTHS, "--prune", "asha"]
     spread = succeeded(invoke(*search, "--workers", "2", "--out", tmp_path / "workers"))
     assert "on 2 worker processes" in spread
@@ -35,20 +40,61 @@ def test_a_search_on_two_workers_equals_one_in_process(tmp_path):
     assert_same_sweep(tmp_path / "one" / "tiny", tmp_path / "workers" / "tiny")
 
 
+# Sampler seed 2 leaves the three trials that pass the first rung in one worker: they are regrouped.
+REGROUPED = ["--method", "random", "--trials", "9", *LR_SPACE, *WIDTHS, "--prune", "asha", "--seed", "2"]
+
+
+def test_survivors_left_in_one_worker_move_to_new_units_and_train_to_the_same_numbers(tmp_path):
+    config = write_yaml(tmp_path, searchable(epochs=4))
+    spread = succeeded(invoke("sweep", config, *REGROUPED, "--workers", "2", "--out", tmp_path / "workers"))
+    assert "after epoch 1: 3 runs regrouped into 3 units, spread evenly over the 2 worker processes" in spread
+    succeeded(invoke("sweep", config, *REGROUPED, "--out", tmp_path / "one"))
+    assert_same_sweep(tmp_path / "one" / "tiny", tmp_path / "workers" / "tiny")
+    moved = [row for row in trials_of(tmp_path / "workers" / "tiny") if int(row["epochs_run"]) > 1]
+    for row in moved:  # the worker that continued each one, as for a resumed run
+        environment = json.loads((tmp_path / "workers" / "tiny" / row["run_id"] / "environment.json").read_text())
+        assert len(environment["resumed"]) == 1
+
+
+def test_rebalance_moves_survivors_only_when_that_evens_out_the_workers(tmp_path):
+    from types import SimpleNamespace
+
+    from dlcli.components.prepare import prepare
+    from dlcli.config.load import experiment_from_dict
+    from dlcli.sweep.unit_workers import Rebalance, spread
+
+    notes = []
+    points = {tmp_path / f"run{k}": prepare(experiment_from_dict({**searchable(epochs=4), "seed": k}))
+              for k in range(4)}
+    pool = SimpleNamespace(workers=2, kind="worker processes", on_note=notes.append)
+    rebalance = Rebalance(pool, points, vectorize=True, force=False, tags=None)
+    first, second = SimpleNamespace(worker=0), SimpleNamespace(worker=1)
+    runs = list(points)
+
+    units = rebalance.plan(1, [(first, runs[:2]), (first, runs[2:]), (second, [])])  # all four on the first
+    assert sorted(run for unit in units for run in unit) == runs
+    assert sorted(map(len, units)) == [2, 2] and sorted(spread([1.0] * len(units), 2)) == [0, 1]
+    assert notes == ["after epoch 1: 4 runs regrouped into 2 units, spread evenly over the 2 worker processes"]
+    assert rebalance.plan(1, [(first, runs[:2]), (second, runs[2:])]) is None  # even already
+    assert rebalance.plan(1, [(first, runs[:2]), (second, runs[2:3])]) is None  # 2 to 1: as even as 3 can be
+    assert sorted(map(len, rebalance.plan(1, [(first, runs[:3]), (second, runs[3:])]))) == [2, 2]  # 3 to 1
+    assert rebalance.plan(4, [(first, runs), (second, [])]) is None  # the last epoch: nothing left to train
+
+
 def test_a_search_on_ray_actors_equals_one_in_process(tmp_path):
     """Each stack in a Ray actor of a local Ray instance: the files come back, the same as a search's
-    in one process."""
+    in one process; runs regrouped at a rung take their folders to the actor that continues them."""
     import ray
 
     config = write_yaml(tmp_path, searchable(epochs=4))
-    search = ["sweep", config, "--method", "random", "--trials", "9", *LR_SPACE, *WIDTHS, "--prune", "asha"]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        on_ray = succeeded(invoke(*search, "--backend", "ray", "--out", tmp_path / "ray"))
+        on_ray = succeeded(invoke("sweep", config, *REGROUPED, "--backend", "ray", "--out", tmp_path / "ray"))
     finally:
         ray.shutdown()
-    assert "on 2 Ray actors" in on_ray  # one per CPU of the cluster
-    succeeded(invoke(*search, "--out", tmp_path / "one"))
+    assert "4 units on 2 Ray actors" in on_ray  # one per CPU of the cluster
+    assert "3 runs regrouped into 3 units, spread evenly over the 2 Ray actors" in on_ray
+    succeeded(invoke("sweep", config, *REGROUPED, "--out", tmp_path / "one"))
     assert_same_sweep(tmp_path / "one" / "tiny", tmp_path / "ray" / "tiny")
 
 
