@@ -38,9 +38,12 @@ REGROUP_BELOW = 0.9  # of the busiest worker's work: what regrouping at a rung m
 def start_method(threads: int) -> str:
     """fork for workers of one torch thread on Linux: they start at once, where a spawned one imports
     torch again (2 s on 2 cores). A forked child that uses more threads hangs at its first parallel
-    operation (it inherits torch's thread pool in an undefined state), and elsewhere fork is unsafe:
-    spawn then."""
-    return "fork" if threads == 1 and sys.platform.startswith("linux") else "spawn"
+    operation (it inherits torch's thread pool in an undefined state), one cannot use CUDA once this
+    process has, and elsewhere fork is unsafe: spawn then."""
+    import torch
+
+    forkable = sys.platform.startswith("linux") and not torch.cuda.is_initialized()
+    return "fork" if threads == 1 and forkable else "spawn"
 
 
 def spread(costs: list[float], workers: int) -> list[int]:
