@@ -124,7 +124,10 @@ def _regrouped(due: list[int], units: list[list[Path]], trainings: list[Stepped]
         return None
     first = len(trainings)
     units = [kept for kept in ([run_dir for run_dir in unit if run_dir in moved] for unit in units) if kept]
-    trainings += regroup.start(units)
+    try:
+        trainings += regroup.start(units)
+    except KeyboardInterrupt:
+        return None
     run_dirs += units
     return list(range(first, len(trainings)))
 

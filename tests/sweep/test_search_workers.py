@@ -59,6 +59,30 @@ def test_survivors_left_in_one_worker_move_to_new_units_and_train_to_the_same_nu
         assert len(environment["resumed"]) == 1
 
 
+def test_an_interrupt_as_survivors_move_leaves_them_to_continue_from_the_rung(tmp_path, monkeypatch):
+    """Ctrl-C after the units handed their survivors over, before new units took them: the search stops,
+    the moved runs keep their checkpoints of the rung and their trials stay untold, and the same command
+    continues them to an uninterrupted search's results."""
+    from dlcli.components.checkpoints import checkpoint_epoch
+    from dlcli.sweep.unit_workers import Rebalance
+
+    def interrupted(self, units):
+        raise KeyboardInterrupt
+
+    config, out = write_yaml(tmp_path, searchable(epochs=4)), tmp_path / "out"
+    monkeypatch.setattr(Rebalance, "start", interrupted)
+    stopped = invoke("sweep", config, *REGROUPED, "--workers", "2", "--out", out)
+    assert stopped.exit_code == 130 and "search interrupted" in stopped.output
+    states = study_states(out / "tiny")
+    moved = [row["run_id"] for row in trials_of(out / "tiny") if states[int(row["trial"])] == "RUNNING"]
+    assert len(moved) == 3 and {checkpoint_epoch(out / "tiny" / run_id) for run_id in moved} == {1}
+
+    monkeypatch.undo()
+    succeeded(invoke("sweep", config, *REGROUPED, "--workers", "2", "--out", out))
+    succeeded(invoke("sweep", config, *REGROUPED, "--out", tmp_path / "reference"))
+    assert_same_sweep(tmp_path / "reference" / "tiny", out / "tiny")
+
+
 def test_rebalance_moves_survivors_only_when_that_evens_out_the_workers(tmp_path):
     from types import SimpleNamespace
 
