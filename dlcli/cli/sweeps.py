@@ -26,7 +26,7 @@ def sweep(
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Repeat every point with seeds 0..N-1."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
     workers: int = typer.Option(1, "--workers", min=1, help="Local processes training at once: a grid's points, "
-                                "or a search's stacks (each batch's stacks shared out between them)."),
+                                "or a search's stacks (shared out between them, and again at each rung)."),
     out: Path = typer.Option(Path("results"), "--out", help="Output root: the sweep goes to OUT/<name>/."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check every point, count the runs, estimate the "
                                  "time; write nothing."),
