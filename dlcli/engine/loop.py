@@ -202,19 +202,17 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
                 record_epoch(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
             else:
                 check_finite(members, updates, epoch)
-            try:
-                stopped = yield _last_rows(epoch, members)
-            except HandOver as handover:
-                _prune(handover.stopped, members)
-                members, data = _drop_finished(models, members, data, time.perf_counter() - started)
-                hand_over(models, members, {"epoch": epoch, "step": step, "seconds": time.perf_counter() - started})
-                break
+            stopped, handover = yield from _paused(epoch, members)
             _prune(stopped, members)
             members, data = _drop_finished(models, members, data, time.perf_counter() - started)
+            position = {"epoch": epoch, "step": step, "seconds": time.perf_counter() - started}
+            if handover is not None:
+                hand_over(models, members, position)
+                break
             if not members:
                 break
             if clock.due(epoch):
-                clock.write(models, members, {"epoch": epoch, "step": step, "seconds": time.perf_counter() - started})
+                clock.write(models, members, position)
     except KeyboardInterrupt:
         for member in members:
             member.log.interrupt()
@@ -225,6 +223,15 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
     seconds = time.perf_counter() - started
     summaries = [member.log.finish(seconds) for member in everyone]
     return [RunResult(member.log.run_dir, member.log.status, summary) for member, summary in zip(everyone, summaries)]
+
+
+def _paused(epoch: int, members: list[Member]):
+    """Pause after an epoch (yield its rows); the answer: the runs a rung stops, and the HandOver thrown
+    in instead, if any."""
+    try:
+        return (yield _last_rows(epoch, members)), None
+    except HandOver as handover:
+        return handover.stopped, handover
 
 
 def _last_rows(epoch: int, members: list[Member]) -> tuple[int, dict[Path, dict[str, float]]]:

@@ -51,9 +51,9 @@ class UnitHost:
     def step(self, key: int, kind: str, value: Any) -> tuple[str, Any, list[str], dict[Path, dict[str, bytes]]]:
         homes = self.homes[key]
         if kind == "send" and value:
-            value = {self.scratch / run_dir.name: reason for run_dir, reason in value.items()}
+            value = self._here(value)
         if isinstance(value, HandOver):
-            value = HandOver({self.scratch / run_dir.name: reason for run_dir, reason in value.stopped.items()})
+            value = HandOver(self._here(value.stopped))
         answer, result = step(self.units[key], kind, value, NO_LATCH)
         notes, self.notes = self.notes, []
         if answer == "yield":
@@ -66,6 +66,10 @@ class UnitHost:
         for here in homes:
             shutil.rmtree(here, ignore_errors=True)
         return answer, result, notes, files
+
+    def _here(self, stopped: dict[Path, str]) -> dict[Path, str]:
+        """The runs a rung stops, by their folders in the scratch folder."""
+        return {self.scratch / run_dir.name: reason for run_dir, reason in stopped.items()}
 
 
 def _get(ref) -> Any:
