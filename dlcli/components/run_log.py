@@ -98,11 +98,14 @@ class RunLog:
     def hand_over(self, engine: dict[str, Any], position: dict[str, Any]) -> None:
         """The run goes on in another training unit (a search regrouping its runs at a rung), which
         resumes it from the checkpoint written here: its logs are closed, nothing is finished, and its
-        summary.json still says running."""
+        summary.json says running, with its results so far (what `interrupt_moved` keeps)."""
         self.checkpoint(engine, position)
         self._close_logs()
         self.status = Status.RUNNING
-        self.summary = {**self._header, "status": Status.RUNNING}
+        self.summary = _final_summary(self._header, self._rows, Status.RUNNING,
+                                      f"moving to another training unit after epoch {position['epoch']}",
+                                      position["seconds"])
+        layout.atomic_write_json(self.run_dir / layout.SUMMARY, self.summary)
 
     def restore_last_state(self, state: ModelState) -> None:
         """The weights a resumed run holds before its next epoch (written if it ends right away)."""
@@ -186,6 +189,16 @@ class RunLog:
         for log in (self._metrics, self._steps):
             if log is not None:
                 log.close()
+
+
+def interrupt_moved(run_dir: Path) -> dict[str, Any]:
+    """An interrupt after the run was handed over and before another unit continued it: its summary
+    says interrupted, as a run stopped in a unit would, and its checkpoint from the hand-over stays."""
+    summary = layout.read_summary(run_dir)
+    summary |= {"status": Status.INTERRUPTED, "message": f"interrupted after {summary['epochs_run']} completed "
+                "epochs, as it moved to another training unit"}
+    layout.atomic_write_json(run_dir / layout.SUMMARY, summary)
+    return summary
 
 
 def _write_environment(run_dir: Path, experiment: Experiment, resumed: bool) -> None:

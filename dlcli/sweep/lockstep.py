@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from dlcli import layout
+from dlcli.components.run_log import interrupt_moved
 from dlcli.components.write_failures import is_write_failure
 from dlcli.engine.loop import HandOver, Rung, RunResult, Training, stop
 from dlcli.layout import Status
@@ -101,7 +102,7 @@ def _regrouped(due: list[int], units: list[list[Path]], trainings: list[Stepped]
                stopped: dict[Path, str], paused: dict, on_finished: Finished, regroup: Regroup) -> list[int] | None:
     """Hand the due units' runs over (the rung's pruned ones end there), all at once, and start `units`
     with those handed over: their indices, to be started; None when an interrupt came meanwhile (the runs
-    handed over by then continue from their checkpoints when the search runs again)."""
+    handed over by then end as interrupted and continue from their checkpoints when the search runs again)."""
     for index in due:
         del paused[index]
         trainings[index].post(HandOver(stopped))
@@ -121,15 +122,22 @@ def _regrouped(due: list[int], units: list[list[Path]], trainings: list[Stepped]
         if ended:
             on_finished(ended)
     if interrupted:
-        return None
+        return _interrupt_moved(moved, on_finished)
     first = len(trainings)
     units = [kept for kept in ([run_dir for run_dir in unit if run_dir in moved] for unit in units) if kept]
     try:
         trainings += regroup.start(units)
     except KeyboardInterrupt:
-        return None
+        return _interrupt_moved(moved, on_finished)
     run_dirs += units
     return list(range(first, len(trainings)))
+
+
+def _interrupt_moved(moved: set[Path], on_finished: Finished) -> None:
+    """The runs handed over end as interrupted; they continue from the rung's checkpoint when the search
+    runs again."""
+    if moved:
+        on_finished({run_dir: interrupt_moved(run_dir) for run_dir in sorted(moved)})
 
 
 def _advance(indices: list[int], trainings: list[Stepped], run_dirs: list[list[Path]],

@@ -61,7 +61,7 @@ def test_survivors_left_in_one_worker_move_to_new_units_and_train_to_the_same_nu
 
 def test_an_interrupt_as_survivors_move_leaves_them_to_continue_from_the_rung(tmp_path, monkeypatch):
     """Ctrl-C after the units handed their survivors over, before new units took them: the search stops,
-    the moved runs keep their checkpoints of the rung and their trials stay untold, and the same command
+    the moved runs end as interrupted with their checkpoints of the rung, their trials untold, and the same command
     continues them to an uninterrupted search's results."""
     from dlcli.components.checkpoints import checkpoint_epoch
     from dlcli.sweep.unit_workers import Rebalance
@@ -74,8 +74,9 @@ def test_an_interrupt_as_survivors_move_leaves_them_to_continue_from_the_rung(tm
     stopped = invoke("sweep", config, *REGROUPED, "--workers", "2", "--out", out)
     assert stopped.exit_code == 130 and "search interrupted" in stopped.output
     states = study_states(out / "tiny")
-    moved = [row["run_id"] for row in trials_of(out / "tiny") if states[int(row["trial"])] == "RUNNING"]
-    assert len(moved) == 3 and {checkpoint_epoch(out / "tiny" / run_id) for run_id in moved} == {1}
+    moved = [row for row in trials_of(out / "tiny") if states[int(row["trial"])] == "RUNNING"]
+    assert len(moved) == 3 and {checkpoint_epoch(out / "tiny" / row["run_id"]) for row in moved} == {1}
+    assert {(row["status"], row["epochs_run"]) for row in moved} == {("interrupted", "1")}
 
     monkeypatch.undo()
     succeeded(invoke("sweep", config, *REGROUPED, "--workers", "2", "--out", out))
