@@ -9,7 +9,8 @@ need no saving: they are drawn again from the config's seeds.
 from __future__ import annotations
 
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from dlcli.engine.epoch import Member
 from dlcli.engine.interface import Trainable
@@ -18,26 +19,37 @@ AUTO_SHARE = 0.05  # train.checkpoint_every: auto keeps writing checkpoints unde
 
 
 class CheckpointClock:
-    """When to write: every N epochs, never (0), or `auto`: as soon as the training since the last
-    checkpoint took 1 / AUTO_SHARE times what writing it took (the first after epoch 1)."""
+    """When to write: every N epochs, never (0), or `auto`: as soon as the unit's training since the last
+    checkpoint took 1 / AUTO_SHARE times what writing it took (the first after epoch 1). Its pauses
+    (a search's lockstep training the other units meanwhile) are not its training: counted, each of a
+    batch's three units wrote about three times as often as the share allows."""
 
     def __init__(self, every: int | str, epochs: int):
         self.every, self.epochs = every, epochs
         self.cost: float | None = None  # seconds the last write took
-        self.since = time.perf_counter()  # when the last write ended
+        self.trained = 0.0  # seconds of training since the last write, up to the last pause
+        self.since = time.perf_counter()  # when the last write, or the last pause, ended
 
     def due(self, epoch: int) -> bool:
         if epoch == 0 or epoch >= self.epochs or self.every == 0:
             return False  # nothing trained yet, or the run finishes right away (its model.pt follows)
         if self.every != "auto":
             return epoch % self.every == 0
-        return self.cost is None or time.perf_counter() - self.since >= self.cost / AUTO_SHARE
+        return self.cost is None or self.trained + time.perf_counter() - self.since >= self.cost / AUTO_SHARE
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self.trained += time.perf_counter() - self.since
+        try:
+            yield
+        finally:
+            self.since = time.perf_counter()
 
     def write(self, models: Trainable, members: list[Member], position: dict[str, Any]) -> None:
         started = time.perf_counter()
         for m, member in enumerate(members):
             member.log.checkpoint(engine_state(models, member, m), position)
-        self.since = time.perf_counter()
+        self.since, self.trained = time.perf_counter(), 0.0
         self.cost = self.since - started
 
 

@@ -202,7 +202,8 @@ def _epoch_loop(models: Trainable, members: list[Member], data: dict[str, Tensor
                 record_epoch(models, data, members, {"epoch": epoch, "step": step}, updates, started, on_epoch)
             else:
                 check_finite(members, updates, epoch)
-            stopped, handover = yield from _paused(epoch, members)
+            with clock.paused():
+                stopped, handover = yield from _paused(epoch, members)
             _prune(stopped, members)
             members, data = _drop_finished(models, members, data, time.perf_counter() - started)
             position = {"epoch": epoch, "step": step, "seconds": time.perf_counter() - started}

@@ -188,6 +188,21 @@ def test_auto_checkpoints_take_at_most_their_share_of_the_time(monkeypatch):
     assert clock.due(3)
 
 
+def test_auto_checkpoints_leave_out_the_time_a_unit_waits_for_the_others(monkeypatch):
+    """In a search's lockstep a unit pauses while the others train: that is not its training time."""
+    now = [100.0]
+    monkeypatch.setattr("dlcli.engine.checkpoint.time.perf_counter", lambda: now[0])
+    clock = CheckpointClock("auto", epochs=1000)
+    clock.cost, clock.since = 0.5, now[0]  # the next after 10 s of training
+    for _ in range(3):
+        now[0] += 3.0  # an epoch of this unit
+        with clock.paused():
+            now[0] += 30.0  # the other units' epochs
+    assert not clock.due(4)
+    now[0] += 1.0
+    assert clock.due(5)
+
+
 def test_the_checkpoint_loads_with_weights_only_and_goes_when_the_run_finishes(tmp_path):
     experiment = experiment_from_dict(tiny_config(train={"epochs": 4, "checkpoint_every": 1}))
 
