@@ -195,7 +195,7 @@ def interrupt_moved(run_dir: Path) -> dict[str, Any]:
     """An interrupt after the run was handed over and before another unit continued it: its summary
     says interrupted, as a run stopped in a unit would, and its checkpoint from the hand-over stays."""
     summary = layout.read_summary(run_dir)
-    summary |= {"status": Status.INTERRUPTED, "message": f"interrupted after {summary['epochs_run']} completed "
+    summary |= {"status": Status.INTERRUPTED, "message": f"interrupted after {summary.get('epochs_run', 0)} completed "
                 "epochs, as it moved to another training unit"}
     layout.atomic_write_json(run_dir / layout.SUMMARY, summary)
     return summary
