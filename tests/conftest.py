@@ -5,9 +5,11 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +17,9 @@ import pytest
 import torch
 import yaml
 
+# The user's cache folder (generated data sets, image sets) is a fresh one for the test session, shared
+# with the processes the tests start: nothing from the home folder, nothing written there.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dlcli-tests-cache-")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -247,3 +252,7 @@ def assert_same_sweep(expected: Path, actual: Path) -> None:
         weights_b = torch.load(b / "model.pt", weights_only=True)
         assert weights_a.keys() == weights_b.keys()
         assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), run_id
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)

@@ -9,13 +9,13 @@ torchvision is imported only when a set is read.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from dlcli.components.data_cache import user_cache
 from dlcli.components.dataset import Dataset, pixel_scale
 from dlcli.components.validation import class_problem, raise_problems
 from dlcli.config.schema import DataConfig
@@ -49,10 +49,7 @@ COPIES_WHILE_READ = 2  # torchvision's arrays and dlcli's channels-first copy, a
 
 def data_root(config: DataConfig) -> Path:
     """Where image sets are read from: `data.root`, else the per-user cache folder."""
-    if config.root is not None:
-        return Path(config.root)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "dlcli" / "data"
+    return Path(config.root) if config.root is not None else user_cache()
 
 
 def stored_bytes(config: DataConfig) -> int | None:

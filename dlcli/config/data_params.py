@@ -42,7 +42,9 @@ class SplitParams(Section):
 
 
 class Mnist1dParams(Section):
-    """MNIST-1D, generated offline by the `mnist1d` package: 10 classes of signals of length 40."""
+    """MNIST-1D, generated offline by the `mnist1d` package: 10 classes of signals of length 40. Generating
+    takes a few seconds, once per set of parameters: the arrays are kept in the per-user cache folder
+    ($XDG_CACHE_HOME/dlcli/data/generated, else ~/.cache/dlcli/data/generated) and read from there after."""
 
     num_samples: Annotated[Integer, Field(ge=20, description="samples generated, train + test")] = 5000
     train_split: Annotated[Number, Field(gt=0, lt=1, description="fraction of them used for training")] = 0.8
