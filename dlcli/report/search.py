@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from dlcli.layout import SUCCEEDED, Status
 from dlcli.report.console import console
-from dlcli.report.text import number_text, value_text
+from dlcli.report.text import number_text, short_names, value_text
 
 
 def print_search_plan(search) -> None:
@@ -51,25 +52,49 @@ def print_search_result(result) -> None:
 
 def print_search_table(table, chosen: dict[str, Any] | None, settings: dict[str, Any]) -> None:
     """One row per trial in trial order: its values, validation metric, test error, epochs, status,
-    and the best so far; the chosen trial starred."""
+    and the best so far; the chosen trial starred. A column per key where the terminal is wide enough,
+    else one column of `name value` pairs that wraps between pairs: a number is never cut in two."""
     metric = settings.get("metric", "val_error")
     keys = list(settings.get("space") or {})
-    view = Table(title=f"{settings.get('method')} search, {len(table)} trials, chosen on {metric}",
-                 title_justify="left")
-    for column in ["trial", *keys, metric, "test_error", "epochs", "status", f"best {metric} so far"]:
-        view.add_column(column, justify="left" if column in keys or column == "status" else "right", no_wrap=True)
-    for _, row in table.iterrows():
-        cells = [("★ " if row["best"] else "") + str(int(row["trial"]))]
-        cells += [value_text(row[key]) for key in keys]
-        cells += [number_text(row[metric]), number_text(row["test_error"]),
-                  "" if row["epochs_run"] != row["epochs_run"] else str(int(row["epochs_run"])),
-                  str(row["status"]), number_text(row["best_so_far"])]
-        style = "bold green" if row["best"] else (None if row["status"] in SUCCEEDED else
-                                                  "dim" if row["status"] == Status.PRUNED else "red")
-        view.add_row(*cells, style=style)
+    names = short_names(keys)  # the search's keys are its plan's and runs.csv's headers
+    rows = [_search_cells(row, keys, metric) for _, row in table.iterrows()]
+    title = f"{settings.get('method')} search, {len(table)} trials, chosen on {metric}"
+    view = _trials_table(title, [names[key] for key in keys], metric, rows, one_column=False)
+    if console.measure(view, options=console.options.update(max_width=10**6)).maximum > console.width:
+        view = _trials_table(title, [names[key] for key in keys], metric, rows, one_column=True)
     console.print(view)
     if chosen is not None:
         console.print(f"★ trial {chosen['trial']}: {metric} {number_text(chosen[metric])} (the choice); its test "
                       f"error {number_text(chosen['test_error'])} (reported, never used to choose)", soft_wrap=True)
     total = int(table["epochs_total"].iloc[-1]) if len(table) else 0
     console.print(f"{total} epochs trained in all", soft_wrap=True)
+
+
+Cells = tuple[str, list[str], list[str], str | None]  # trial, the keys' values, the results, style
+
+
+def _trials_table(title: str, names: list[str], metric: str, rows: list[Cells], one_column: bool) -> Table:
+    """A column per key, or (`one_column`, for a narrow terminal) their `name=value` pairs in one column,
+    wrapped between pairs, with the results' headers on two lines."""
+    view = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    view.add_column("trial", justify="right", no_wrap=True)
+    for name in ["values"] if one_column else names:
+        view.add_column(name, no_wrap=not one_column)
+    for header in [metric.replace("_", " "), "test error", "epochs", "status", "best so far"]:
+        view.add_column(header.replace(" ", "\n", 1) if one_column else header,
+                        justify="left" if header == "status" else "right", no_wrap=True)
+    for trial, values, results, style in rows:
+        pairs = [f"{name}={value.replace(' ', '')}" for name, value in zip(names, values)]
+        view.add_row(trial, *(["  ".join(pairs)] if one_column else values), *results, style=style)
+    return view
+
+
+def _search_cells(row, keys: list[str], metric: str) -> Cells:
+    """A trial's cells (its values to 3 significant digits: runs.csv has them whole) and its style."""
+    values = [value_text(row[key], digits=3) for key in keys]
+    results = [number_text(row[metric]), number_text(row["test_error"]),
+               "" if row["epochs_run"] != row["epochs_run"] else str(int(row["epochs_run"])),
+               str(row["status"]), number_text(row["best_so_far"])]
+    style = "bold green" if row["best"] else (None if row["status"] in SUCCEEDED else
+                                              "dim" if row["status"] == Status.PRUNED else "red")
+    return ("★ " if row["best"] else "") + str(int(row["trial"])), values, results, style

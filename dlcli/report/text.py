@@ -13,13 +13,14 @@ def number_text(value: Any, decimals: int = 4) -> str:
     return f"{value:.{decimals}f}" if abs(value) < 1e5 else f"{value:.2e}"
 
 
-def value_text(value: Any) -> str:
-    """A config value or a key's value in a label: shortest form of a float, `null` for None."""
+def value_text(value: Any, digits: int = 6) -> str:
+    """A config value or a key's value in a label: shortest form of a float (to `digits` significant
+    digits), `null` for None."""
     if value is None:
         return "null"
     if isinstance(value, float) and value != value:
         return "-"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 def label_of(row: Any, keys: list[str]) -> str:

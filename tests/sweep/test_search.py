@@ -119,6 +119,32 @@ def test_compare_on_a_search_marks_the_chosen_trial_and_plots_the_best_so_far(ha
     line_with(succeeded(invoke("runs", sweep_dir.parent)).splitlines(), "pruned")
 
 
+FIVE_KEYS = ["--grid", "optim.lr=loguniform(1e-4,0.5)", "--grid", "optim.momentum=uniform(0,0.9)",
+             "--grid", "regularization.weight_decay=loguniform(1e-6,0.01)", "--grid", "model.dropout=uniform(0,0.5)",
+             "--grid", "model.hidden=choice([8,8],[16,16])"]
+
+
+def test_compare_on_a_search_fits_every_trial_whole_into_the_terminal(tmp_path, monkeypatch):
+    """A column per key where the terminal is wide enough, else each trial's `name=value` pairs wrapped in
+    one column: either way no line is wider than the terminal, and no value is cut."""
+    from dlcli.report.console import console
+
+    out = tmp_path / "out"
+    succeeded(invoke("sweep", write_yaml(tmp_path, searchable(epochs=1)), "--method", "random", "--trials", "4",
+                     *FIVE_KEYS, "--out", out))
+    rows = trials_of(out / "tiny")
+    for width, layout in [(80, "lr="), (200, "weight_decay  dropout  hidden")]:
+        monkeypatch.setattr(console, "width", width)
+        lines = succeeded(invoke("compare", out / "tiny")).splitlines()
+        lines = lines[:lines.index(line_with(lines, "★ trial"))]  # the table; the lines below may wrap
+        assert max(map(len, lines)) <= width and not any("…" in line for line in lines)
+        assert layout in "\n".join(lines)
+        for row in rows:
+            line_with(lines, f" {row['trial']} ", row["status"])
+            for key in ("optim.lr", "optim.momentum", "regularization.weight_decay", "model.dropout"):
+                assert f"{float(row[key]):.3g}" in "\n".join(lines)
+
+
 # ---- selection on validation ---------------------------------------------------------------------
 
 
