@@ -60,12 +60,12 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
             summary = layout.read_summary(run_dir)
         except (OSError, ValueError):
             continue  # a run being written for the first time; its summary appears atomically
-        record = {key: _hashable(value) for key, value in run_config(run_dir, summary).items()}
+        record = {key: hashable(value) for key, value in run_config(run_dir, summary).items()}
         record |= {key: summary.get(key) for key in METRICS + EXTRA_METRICS}
         record |= {"run_id": summary.get("run_id", run_dir.name), "status": summary.get("status"),
                    "path": str(run_dir), "started": summary.get("started")}
         tags = read_tags(run_dir)
-        record |= {TAG_PREFIX + key: _hashable(parse_value(value)) for key, value in tags["tags"].items()}
+        record |= {TAG_PREFIX + key: hashable(parse_value(value)) for key, value in tags["tags"].items()}
         records.append(record | {"note": tags["note"]})
     return pd.DataFrame.from_records(records)
 
@@ -83,7 +83,7 @@ def varying_keys(frame: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
     """Config keys whose value differs between runs, and the rest with their one shared value."""
     varying, constant = [], {}
     for column in config_columns(frame):
-        values = frame[column].map(_group_value).unique()
+        values = frame[column].map(group_value).unique()
         if len(values) > 1:
             varying.append(column)
         else:
@@ -102,7 +102,7 @@ def where(frame: pd.DataFrame, expressions: list[str]) -> pd.DataFrame:
         if column.startswith(TAG_PREFIX) and column not in frame.columns:
             frame = frame.assign(**{column: None})  # a tag no run has: no run has that value
         check_columns(frame, [column], "--where")
-        value = _hashable(parse_value(text))  # a list compares as its cell text: [64, 64]
+        value = hashable(parse_value(text))  # a list compares as its cell text: [64, 64]
         compare = OPERATORS[symbol]
 
         def holds(cell: Any) -> bool:
@@ -125,7 +125,7 @@ def check_columns(frame: pd.DataFrame, columns: list[str], option: str) -> None:
 def group(frame: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
     """Mean and std of each metric over the runs sharing the `by` values; `n` counts them."""
     rows = []
-    for values, members in frame.groupby([frame[key].map(_group_value) for key in by], sort=False, dropna=False):
+    for values, members in frame.groupby([frame[key].map(group_value) for key in by], sort=False, dropna=False):
         row = {key: members[key].iloc[0] for key in by}
         for metric in metrics:
             numbers = pd.to_numeric(members[metric], errors="coerce")
@@ -155,7 +155,7 @@ def pivot(frame: pd.DataFrame, row_key: str, column_key: str, value: str) -> tup
     check_columns(frame, [row_key, column_key, value], "--pivot")
     cells = frame.assign(_failed=~frame["status"].isin(SUCCEEDED),
                          _value=pd.to_numeric(frame[value], errors="coerce"),
-                         _row=frame[row_key].map(_group_value), _column=frame[column_key].map(_group_value))
+                         _row=frame[row_key].map(group_value), _column=frame[column_key].map(group_value))
     table = cells.pivot_table(index="_row", columns="_column", values="_value", aggfunc="mean", dropna=False)
     failed = cells.pivot_table(index="_row", columns="_column", values="_failed", aggfunc="any", dropna=False)
     row_order = sorted(table.index, key=sort_key)
@@ -221,14 +221,14 @@ def parse_value(text: str) -> Any:
     return value if value is None or isinstance(value, (str, int, float, bool, list, dict)) else text
 
 
-def _hashable(value: Any) -> Any:
+def hashable(value: Any) -> Any:
     """Lists and mappings as compact YAML text (`[64, 64]`, `{start: 32, factor: 2.0}`): one cell each."""
     if isinstance(value, (list, dict)):
         return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
     return value
 
 
-def _group_value(value: Any) -> Any:
+def group_value(value: Any) -> Any:
     """A grouping key: NaN and None are one value."""
     return "∅" if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
@@ -275,7 +275,7 @@ def comparison(frame: pd.DataFrame, by: list[str] | None = None, columns: list[s
 def _has_replicates(frame: pd.DataFrame, keys: list[str]) -> bool:
     if not keys:
         return len(frame) > 1
-    return bool(frame.groupby([frame[key].map(_group_value) for key in keys], dropna=False).size().max() > 1)
+    return bool(frame.groupby([frame[key].map(group_value) for key in keys], dropna=False).size().max() > 1)
 
 
 def plot_keys(frame: pd.DataFrame, by: list[str] | None) -> tuple[str, list[str]]:
@@ -293,5 +293,5 @@ def replicate_groups(frame: pd.DataFrame, keys: list[str]) -> list[pd.DataFrame]
     when there are no keys), grouped as `group` groups them."""
     if not keys:
         return [frame]
-    return [members for _, members in frame.groupby([frame[key].map(_group_value) for key in keys],
+    return [members for _, members in frame.groupby([frame[key].map(group_value) for key in keys],
                                                     sort=False, dropna=False)]

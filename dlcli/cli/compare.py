@@ -73,13 +73,16 @@ def compare(
 def _compare_table(frame, sort: str, columns: list[str] | None, by: list[str] | None, fmt: str, plot,
                    value: str) -> None:
     from dlcli.analysis import compare as runs
+    from dlcli.analysis.defaults import away_from_defaults
     from dlcli.report import compare as show
 
     table, keys, grouped = runs.comparison(frame, by, columns, sort)
     if fmt != "table":
         show.print_formatted(table, fmt)
     else:
-        show.print_constant_keys(runs.varying_keys(frame)[1], len(frame))
+        constant = runs.varying_keys(frame)[1]
+        set_by_hand = away_from_defaults(constant)
+        show.print_constant_keys(set_by_hand, len(frame), len(constant) - len(set_by_hand))
         show.print_comparison(table, keys, grouped, columns or runs.METRICS)
         show.print_threshold(frame, [key for key in keys if key != "seed"])
     if plot is not None:

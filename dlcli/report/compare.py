@@ -8,16 +8,31 @@ from rich.table import Table
 from dlcli.analysis.compare import axis_value, interpolation_threshold, sort_key, varying_keys
 from dlcli.layout import SUCCEEDED, Status
 from dlcli.report.console import console
+from dlcli.report.fit import fitted, print_fitted
 from dlcli.report.text import label_of, number_text, short_names, value_text
 
 
-def print_constant_keys(constant: dict[str, Any], runs: int) -> None:
+def print_constant_keys(constant: dict[str, Any], runs: int, hidden: int) -> None:
+    """The keys the runs share that a person set; how many more are at their defaults."""
     shown = " · ".join(f"{key}={value_text(value)}" for key, value in constant.items())
-    console.print(f"[dim]{runs} runs; the same in all: {shown}[/]", soft_wrap=False)
+    console.print(f"[dim]{runs} runs; the same in all: {shown}" + (f"; the other {hidden} keys at their defaults"
+                                                                    if hidden else "") + "[/]", soft_wrap=False)
 
 
 def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) -> None:
-    """Rows of runs (or groups of replicates, mean ± std over n), best first, failures last and red."""
+    """Rows of runs (or groups of replicates, mean ± std over n), best first, failures last and red. In a
+    narrow terminal the last column (run_id or n) is left out first, then the metrics from the last, the
+    first staying."""
+    last = "n" if grouped else "run_id"
+    forms = [(lambda: _comparison(table, keys, grouped, metrics, True), None)]
+    for kept in range(len(metrics), 0, -1):
+        forms.append((lambda kept=kept: _comparison(table, keys, grouped, metrics[:kept], False),
+                      f"left out for the terminal's width: {', '.join([*metrics[kept:], last])} "
+                      "(--format csv shows every column)"))
+    print_fitted(forms)
+
+
+def _comparison(table, keys: list[str], grouped: bool, metrics: list[str], with_last: bool) -> Table:
     view = Table()
     headers = short_names(keys)
     for key in keys:
@@ -25,74 +40,121 @@ def print_comparison(table, keys: list[str], grouped: bool, metrics: list[str]) 
         view.add_column(headers[key], no_wrap=True, min_width=min(width, 24), max_width=32, overflow="ellipsis")
     for metric in metrics:
         view.add_column(metric, justify="right", no_wrap=True)
-    view.add_column("status")
-    if grouped:
-        view.add_column("n", justify="right")
-    else:
-        view.add_column("run_id", style="dim")
+    view.add_column("status", no_wrap=True)
+    if with_last:
+        view.add_column("n" if grouped else "run_id", justify="right" if grouped else "left",
+                        style=None if grouped else "dim", no_wrap=True)
     for position, (_, row) in enumerate(table.iterrows()):
         cells = [value_text(row[key]) for key in keys]
         for metric in metrics:
             cells.append(_mean_std(row[metric], row.get(f"{metric}_std")) if grouped else number_text(row[metric]))
         cells.append(str(row["status"]))
-        cells.append(str(row["n"]) if grouped else str(row["run_id"]))
+        if with_last:
+            cells.append(str(row["n"]) if grouped else str(row["run_id"]))
         completed = row["status"] in SUCCEEDED
         style = "bold green" if position == 0 and completed else (
             None if completed else "dim" if row["status"] == Status.PRUNED else "red")
         view.add_row(*cells, style=style)
-    console.print(view)
+    return view
 
 
 def print_pivot(table, failed, value: str) -> None:
-    """A heatmap table: greener is lower `value`, the best cell starred, failed cells marked."""
+    """A heatmap table: greener is lower `value`, the best cell starred, the best of each row bold, failed
+    cells marked. In a narrow terminal the column headers are shortened to 3 significant digits, then
+    the table is turned (rows become columns) when that fits."""
     finite = table.where(~failed).stack()
     low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
     best = finite.idxmin() if len(finite) else None
-    console.print(f"{value} by {table.index.name} (rows) × {table.columns.name} (columns); "
-                  "★ best, bold: best in its row, ✗ diverged or failed")
-    view = Table()
-    view.add_column(table.index.name, no_wrap=True, min_width=len(str(table.index.name)))
-    for column in table.columns:
-        view.add_column(value_text(column), justify="right", no_wrap=True, min_width=len(value_text(column)))
-    for row_key in table.index:
-        cells = []
-        row_values = table.loc[row_key].where(~failed.loc[row_key])
-        row_best = row_values.idxmin() if row_values.notna().any() else None
-        for column in table.columns:
-            number = table.loc[row_key, column]
-            if failed.loc[row_key, column]:
-                cells.append("[white on red] ✗ [/]")
-            elif number != number:  # NaN: no run at this point
-                cells.append("[dim]·[/]")
-            else:
-                star = "★ " if (row_key, column) == best else ""
-                weight = "bold " if column == row_best else ""
-                cells.append(f"[{weight}black on {_heat(number, low, high)}] {star}{number:.4f} [/]")
-        view.add_row(value_text(row_key), *cells)
+    heat = (low, high, best)
+    rows, columns = table.index.name, table.columns.name
+    turned = f"{value} by {columns} (rows) × {rows} (columns), turned to fit the terminal; ★ best, bold: best in " \
+             "its column, ✗ diverged or failed"
+    forms = [(lambda digits=digits, turn=turn: _pivot(table, failed, heat, digits, turn), turned if turn else None)
+             for digits, turn in ((6, False), (3, False), (3, True))]
+    view, note = fitted(forms)
+    console.print(note or f"{value} by {rows} (rows) × {columns} (columns); ★ best, bold: best in its row, "
+                          "✗ diverged or failed")
     console.print(view)
+
+
+def _pivot(table, failed, heat: tuple, digits: int, turned: bool) -> Table:
+    """The heatmap, its headers to `digits` significant digits (all of them if that would make two
+    alike); `turned`: rows and columns swapped, the bold cells still the best of each original row."""
+    low, high, best = heat
+    rows_best = {row: table.loc[row].where(~failed.loc[row]).idxmin() for row in table.index
+                 if table.loc[row].where(~failed.loc[row]).notna().any()}
+    cells = {(row, column): _heat_cell(table.loc[row, column], failed.loc[row, column], (row, column) == best,
+                                       rows_best.get(row) == column, low, high)
+             for row in table.index for column in table.columns}
+    row_keys, column_keys = (table.columns, table.index) if turned else (table.index, table.columns)
+    headers = [value_text(key, digits) for key in column_keys]
+    if len(set(headers)) < len(headers):
+        headers = [value_text(key) for key in column_keys]
+    view = Table()
+    name = table.columns.name if turned else table.index.name
+    view.add_column(name, no_wrap=True, min_width=len(str(name)))
+    for header in headers:
+        view.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    for row_key in row_keys:
+        view.add_row(value_text(row_key), *[cells[(column, row_key) if turned else (row_key, column)]
+                                            for column in column_keys])
+    return view
+
+
+def _heat_cell(number: float, failed: bool, best: bool, row_best: bool, low: float, high: float) -> str:
+    if failed:
+        return "[white on red] ✗ [/]"
+    if number != number:  # NaN: no run at this point
+        return "[dim]·[/]"
+    star, weight = ("★ " if best else ""), ("bold " if row_best else "")
+    return f"[{weight}black on {_heat(number, low, high)}] {star}{number:.4f} [/]"
 
 
 def print_curves(curves, labels: dict[str, str], rows: int = 12) -> None:
-    """Train / test error per epoch, one column per run, at most `rows` epochs (evenly spread)."""
+    """Train / test error per epoch at most `rows` epochs (evenly spread), a column per run; in a terminal
+    too narrow for that, a row per run with as many of the epochs as fit."""
     epochs = sorted(curves["epoch"].unique())
-    if len(epochs) > rows:
-        step = (len(epochs) - 1) / (rows - 1)
-        epochs = sorted({epochs[round(i * step)] for i in range(rows)})
-    view = Table(title="train / test error per epoch", title_justify="left")
-    view.add_column("epoch", justify="right")
-    for run_id in labels:
-        view.add_column(labels[run_id], justify="right")
     indexed = curves.set_index(["run_id", "epoch"])
+    forms = [(lambda: _curves_by_epoch(indexed, labels, _spread(epochs, rows)), None)]
+    for count in sorted({min(count, len(epochs)) for count in (rows, 8, 6, 4, 3, 2)}, reverse=True):
+        note = f"turned to fit the terminal: a row per run, {count} of the {len(epochs)} epochs measured"
+        forms.append((lambda count=count: _curves_by_run(indexed, labels, _spread(epochs, count)), note))
+    print_fitted(forms)
+
+
+def _spread(epochs: list, count: int) -> list:
+    """`count` of the epochs, evenly spread, the first and the last among them."""
+    if len(epochs) <= count:
+        return epochs
+    step = (len(epochs) - 1) / (count - 1)
+    return sorted({epochs[round(i * step)] for i in range(count)})
+
+
+def _curves_by_epoch(indexed, labels: dict[str, str], epochs: list) -> Table:
+    view = Table(title="train / test error per epoch", title_justify="left")
+    view.add_column("epoch", justify="right", no_wrap=True)
+    for run_id in labels:
+        view.add_column(labels[run_id], justify="right", no_wrap=True)
     for epoch in epochs:
-        cells = []
-        for run_id in labels:
-            if (run_id, epoch) in indexed.index:
-                point = indexed.loc[(run_id, epoch)]
-                cells.append(f"{point['train_error']:.4f} / {point['test_error']:.4f}")
-            else:
-                cells.append("")
-        view.add_row(str(int(epoch)), *cells)
-    console.print(view)
+        view.add_row(str(int(epoch)), *[_errors_at(indexed, run_id, epoch) for run_id in labels])
+    return view
+
+
+def _curves_by_run(indexed, labels: dict[str, str], epochs: list) -> Table:
+    view = Table(title="train / test error per epoch", title_justify="left")
+    view.add_column("run", no_wrap=True)
+    for epoch in epochs:
+        view.add_column(f"epoch {int(epoch)}", justify="right", no_wrap=True)
+    for run_id, label in labels.items():
+        view.add_row(label, *[_errors_at(indexed, run_id, epoch) for epoch in epochs])
+    return view
+
+
+def _errors_at(indexed, run_id: str, epoch) -> str:
+    if (run_id, epoch) not in indexed.index:
+        return ""
+    point = indexed.loc[(run_id, epoch)]
+    return f"{point['train_error']:.4f} / {point['test_error']:.4f}"
 
 
 def format_table(table, fmt: str) -> str:

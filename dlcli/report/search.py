@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich import box
 from rich.table import Table
 
 from dlcli.layout import SUCCEEDED, Status
 from dlcli.report.console import console
+from dlcli.report.fit import print_fitted
 from dlcli.report.text import number_text, short_names, value_text
 
 
@@ -59,10 +59,9 @@ def print_search_table(table, chosen: dict[str, Any] | None, settings: dict[str,
     names = short_names(keys)  # the search's keys are its plan's and runs.csv's headers
     rows = [_search_cells(row, keys, metric) for _, row in table.iterrows()]
     title = f"{settings.get('method')} search, {len(table)} trials, chosen on {metric}"
-    view = _trials_table(title, [names[key] for key in keys], metric, rows, one_column=False)
-    if console.measure(view, options=console.options.update(max_width=10**6)).maximum > console.width:
-        view = _trials_table(title, [names[key] for key in keys], metric, rows, one_column=True)
-    console.print(view)
+    shown = [names[key] for key in keys]
+    print_fitted([(lambda one_column=one_column: _trials_table(title, shown, metric, rows, one_column), None)
+                  for one_column in (False, True)])
     if chosen is not None:
         console.print(f"★ trial {chosen['trial']}: {metric} {number_text(chosen[metric])} (the choice); its test "
                       f"error {number_text(chosen['test_error'])} (reported, never used to choose)", soft_wrap=True)
@@ -76,7 +75,7 @@ Cells = tuple[str, list[str], list[str], str | None]  # trial, the keys' values,
 def _trials_table(title: str, names: list[str], metric: str, rows: list[Cells], one_column: bool) -> Table:
     """A column per key, or (`one_column`, for a narrow terminal) their `name=value` pairs in one column,
     wrapped between pairs, with the results' headers on two lines."""
-    view = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    view = Table(title=title, title_justify="left")
     view.add_column("trial", justify="right", no_wrap=True)
     for name in ["values"] if one_column else names:
         view.add_column(name, no_wrap=not one_column)

@@ -269,6 +269,70 @@ def test_pivot_table_marks_the_diverged_cells(sweep):
     assert len(starred) == 1 and float(starred[0].replace("★", "")) == pytest.approx(best, abs=5e-5)
 
 
+def test_the_shared_keys_named_above_the_table_are_those_set_the_others_counted(sweep):
+    from dlcli.config.flat import flatten
+
+    sweep_dir, runs = sweep
+    stdout = ok(invoke("compare", sweep_dir))
+    line = " ".join(stdout[:stdout.index("┏")].split())
+    named = dict(pair.split("=", 1) for pair in line.split("the same in all: ")[1].split(";")[0].split(" · "))
+    assert {"name": "cmp", "data.name": "gaussians", "train.epochs": "2"}.items() <= named.items()
+    assert not {"seed", "optim.lr", "optim.batch_size"} & set(named)  # they vary: the table's columns
+    assert not {"train.eval_every", "optim.schedule.name", "regularization.l2"} & set(named)  # at their defaults
+    config = flatten(yaml.safe_load(next(sweep_dir.glob("*/config.yaml")).read_text()))
+    others = int(re.search(r"the other (\d+) keys at their defaults", line).group(1))
+    assert len(named) + others + 3 == len(config)
+
+
+def narrow_table(stdout: str, width: int) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a table printed boxed, or compact (a rule under the header, columns two
+    spaces apart or more), every line checked to fit `width` with no cell cut short."""
+    lines = stdout.splitlines()
+    assert max(map(len, lines)) <= width and not any("…" in line for line in lines), stdout
+    if any(line.startswith("┃") for line in lines):
+        return table_rows(stdout)
+    rule = next(i for i, line in enumerate(lines) if line.strip() and set(line.strip()) == {"─"})
+    body = lines[rule + 1:]
+    body = body[:next((i for i, line in enumerate(body) if not line.strip()), len(body))]
+    return re.split(r"\s{2,}", lines[rule - 1].strip()), [re.split(r"\s{2,}", line.strip()) for line in body]
+
+
+def test_a_narrow_terminal_leaves_whole_columns_out_and_names_them(sweep, monkeypatch):
+    from dlcli.report.console import console
+
+    sweep_dir, runs = sweep
+    monkeypatch.setattr(console, "width", 80)
+    stdout = ok(invoke("compare", sweep_dir))
+    names, rows = narrow_table(stdout, 80)
+    left_out = re.search(r"left out for the terminal's width: ([\w, ]+) \(--format csv", " ".join(stdout.split()))
+    shown = ["optim." + name if name in ("batch_size", "lr") else name for name in names]
+    assert sorted(shown + left_out.group(1).split(", ")) == sorted(
+        [*KEYS, "train_error", "test_error", "gap", "train_loss", "test_loss", "best_epoch", "status", "n"])
+    means = group_means(runs)
+    for row in rows:
+        cells = dict(zip(shown, row))
+        key = (int(cells["optim.batch_size"]), float(cells["optim.lr"]))
+        assert mean_of(cells["test_error"]) == pytest.approx(means[key], abs=5e-5), cells
+
+
+def test_a_pivot_too_wide_for_the_terminal_is_turned(sweep, monkeypatch):
+    from dlcli.report.console import console
+
+    sweep_dir, runs = sweep
+    monkeypatch.setattr(console, "width", 40)
+    stdout = ok(invoke("compare", sweep_dir, "--pivot", "optim.batch_size,optim.lr"))
+    assert "by optim.lr (rows) × optim.batch_size (columns), turned" in " ".join(stdout.split())
+    names, rows = narrow_table(stdout, 40)
+    assert names == ["optim.lr", *map(str, BATCH_SIZES)] and len(rows) == len(GOOD_LRS) + 1
+    means = group_means(runs)
+    for row in rows:
+        for batch_size, cell in zip(BATCH_SIZES, row[1:]):
+            if float(row[0]) == DIVERGING_LR:
+                assert cell == "✗"
+            else:
+                assert float(cell.replace("★", "")) == pytest.approx(means[(batch_size, float(row[0]))], abs=5e-5)
+
+
 def test_pivot_needs_two_keys(sweep):
     message = user_error(invoke("compare", sweep[0], "--pivot", "optim.lr"))
     assert "--pivot" in message
@@ -291,6 +355,21 @@ def test_curves_show_the_epochs(sweep):
     last = rows[-1][1:]
     expected = {f"{train:.4f} / {test:.4f}" for train, test in zip(chosen["train_error"], chosen["test_error"])}
     assert set(last) == expected
+
+
+def test_curves_too_wide_for_the_terminal_turn_to_a_row_per_run(sweep, monkeypatch):
+    from dlcli.report.console import console
+
+    sweep_dir, runs = sweep
+    monkeypatch.setattr(console, "width", 90)
+    stdout = ok(invoke("compare", sweep_dir, "--curves"))
+    assert "turned to fit the terminal: a row per run" in " ".join(stdout.split())
+    names, rows = narrow_table(stdout, 90)
+    epochs = int(runs["epochs_run"].max())
+    assert names[0] == "run" and names[-1] == f"epoch {epochs}" and len(rows) == len(runs)
+    finals = {f"{train:.4f} / {test:.4f}" for train, test, ran in zip(runs["train_error"], runs["test_error"],
+                                                                   runs["epochs_run"]) if ran == epochs}
+    assert {row[-1] for row in rows if row[-1]} == finals
 
 
 def test_curves_csv_has_one_row_per_run_and_epoch(sweep):
