@@ -1,4 +1,5 @@
-"""A run's files while it trains, alone or in a stack of models: `RunLog` is their only writer.
+"""A run's files while it trains, alone or in a stack of models: `RunLog` is their only writer (and
+`interrupt_moved`, for a run a search stopped between two training units).
 
 start (the constructor): config.yaml and a summary.json with status 'running'; record: a row appended
 to metrics.csv per epoch (and the epoch's updates to steps.csv), flushed; finish: model.pt and the
