@@ -140,4 +140,9 @@ def _checked(search: Search) -> list[Experiment]:
     if any(experiment.train.val_fraction <= 0 for experiment in experiments):
         raise UserError("train.val_fraction: a search chooses trials on a validation split, never the test "
                         "split; hold one out, e.g. --set train.val_fraction=0.2")
+    settings = search.settings
+    if settings.prune == "asha" and not any(settings.rungs(experiment.train.epochs) for experiment in experiments):
+        epochs = max(experiment.train.epochs for experiment in experiments)
+        raise UserError(f"--min-epochs {settings.min_epochs}: successive halving's first rung must come before the "
+                        f"last epoch (train.epochs: {epochs}), else it prunes nothing; lower it, or --prune none")
     return experiments

@@ -71,6 +71,18 @@ def test_the_space_is_checked_at_its_bounds_and_choices_before_anything_runs(tmp
     line_with(lines, "optim.batch_size")
 
 
+@pytest.mark.parametrize("min_epochs", ["2", "5"])
+def test_halving_whose_first_rung_is_past_the_last_epoch_is_refused(tmp_path, min_epochs):
+    config = write_yaml(tmp_path, searchable())  # 2 epochs: a rung at epoch 1 alone
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--method", "random", "--trials", "2", "--prune", "asha",
+                              "--min-epochs", min_epochs, "--grid", "optim.lr=loguniform(1e-3,1)", "--out", out), out)
+    assert len(lines) == 1, lines
+    line_with(lines, f"--min-epochs {min_epochs}", "train.epochs: 2", "--prune none")
+    assert load_search(config, ["optim.lr=loguniform(1e-3,1)"], method="random", prune="asha",
+                       min_epochs=1).settings.rungs(2) == [1]
+
+
 def test_the_yaml_sweep_section_holds_the_space_and_the_settings(tmp_path):
     config = searchable()
     config["sweep"] = {"grid": {"optim.lr": "loguniform(1e-3, 1)", "model.hidden": [[4], [8, 8]]},
