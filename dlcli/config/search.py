@@ -140,9 +140,14 @@ def _checked(search: Search) -> list[Experiment]:
     if any(experiment.train.val_fraction <= 0 for experiment in experiments):
         raise UserError("train.val_fraction: a search chooses trials on a validation split, never the test "
                         "split; hold one out, e.g. --set train.val_fraction=0.2")
-    settings = search.settings
-    if settings.prune == "asha" and not any(settings.rungs(experiment.train.epochs) for experiment in experiments):
-        epochs = max(experiment.train.epochs for experiment in experiments)
-        raise UserError(f"--min-epochs {settings.min_epochs}: successive halving's first rung must come before the "
-                        f"last epoch (train.epochs: {epochs}), else it prunes nothing; lower it, or --prune none")
     return experiments
+
+
+def halving_without_rungs(search: Search) -> str | None:
+    """What to say when successive halving was asked for and has no rung before the last epoch (a short
+    trial run of a config made for longer ones, say): every trial then trains to the end."""
+    settings, epochs = search.settings, search.probes[0].train.epochs
+    if settings.prune != "asha" or settings.rungs(epochs):
+        return None
+    return (f"--min-epochs {settings.min_epochs} is not before the last epoch (train.epochs: {epochs}): successive "
+            "halving has no rung, and every trial trains to the end")

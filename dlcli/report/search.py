@@ -6,8 +6,9 @@ from typing import Any
 
 from rich.table import Table
 
+from dlcli.config.search import halving_without_rungs
 from dlcli.layout import SUCCEEDED, Status
-from dlcli.report.console import console
+from dlcli.report.console import console, print_note
 from dlcli.report.fit import print_fitted
 from dlcli.report.text import number_text, short_names, value_text
 
@@ -26,6 +27,8 @@ def print_search_plan(search) -> None:
     console.print(f"{settings.trials} trials ({settings.method}, seed {settings.seed}) of {epochs} epochs, chosen on "
                   f"{settings.metric}{halving}; {len(search.probes)} probe points valid. Nothing was written.",
                   soft_wrap=True)
+    if note := halving_without_rungs(search):
+        print_note(note)
 
 
 def print_search_result(result) -> None:

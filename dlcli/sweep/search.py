@@ -22,7 +22,7 @@ from dlcli.components.checkpoints import checkpoint_epoch
 from dlcli.components.prepare import Prepared, prepare_all
 from dlcli.components.threads import choose_threads, threads_for
 from dlcli.config.flat import config_hash
-from dlcli.config.search import Search, SearchSettings
+from dlcli.config.search import Search, SearchSettings, halving_without_rungs
 from dlcli.engine.grouping import MAX_STACK, plan_units
 from dlcli.engine.loop import unit_training
 from dlcli.errors import UserError
@@ -70,6 +70,8 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
     ray in Ray actors (dlcli.sweep.ray_units; `workers` of them, else one per CPU of the cluster)."""
     sweep_dir = Path(out_root) / search.probes[0].name
     settings = search.settings
+    if note := halving_without_rungs(search):
+        (on_note or (lambda text: None))(note)
     with sweep_lock(sweep_dir), _pool(search, workers, backend, address, gpus_per_run, on_note) as pool:
         _check_same_search(sweep_dir, search)
         study, journal = open_study(sweep_dir)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import invoke, line_with, succeeded, tiny_config, user_error, write_yaml
+from conftest import invoke, line_with, read_csv_rows, succeeded, tiny_config, user_error, write_yaml
 from dlcli.config.search import load_search
 from dlcli.config.search_space import Choice, Uniform
 from dlcli.config.sweep import parse_values
@@ -72,15 +72,20 @@ def test_the_space_is_checked_at_its_bounds_and_choices_before_anything_runs(tmp
 
 
 @pytest.mark.parametrize("min_epochs", ["2", "5"])
-def test_halving_whose_first_rung_is_past_the_last_epoch_is_refused(tmp_path, min_epochs):
-    config = write_yaml(tmp_path, searchable())  # 2 epochs: a rung at epoch 1 alone
+def test_halving_with_no_rung_before_the_last_epoch_says_so_and_trains_every_trial_to_the_end(tmp_path, min_epochs):
+    config = write_yaml(tmp_path, searchable())  # 2 epochs: halving has a rung at epoch 1 alone
     out = tmp_path / "out"
-    lines = user_error(invoke("sweep", config, "--method", "random", "--trials", "2", "--prune", "asha",
-                              "--min-epochs", min_epochs, "--grid", "optim.lr=loguniform(1e-3,1)", "--out", out), out)
-    assert len(lines) == 1, lines
-    line_with(lines, f"--min-epochs {min_epochs}", "train.epochs: 2", "--prune none")
-    assert load_search(config, ["optim.lr=loguniform(1e-3,1)"], method="random", prune="asha",
-                       min_epochs=1).settings.rungs(2) == [1]
+    options = ["--method", "random", "--trials", "3", "--prune", "asha", "--min-epochs", min_epochs,
+               "--grid", "optim.lr=loguniform(1e-3,1)", "--out", out]
+    line_with(succeeded(invoke("sweep", config, *options, "--dry-run")).splitlines(),
+              f"--min-epochs {min_epochs}", "train.epochs: 2", "no rung")
+    stdout = succeeded(invoke("sweep", config, *options))
+    line_with(stdout.splitlines(), f"--min-epochs {min_epochs}", "no rung", "every trial trains to the end")
+    rows = read_csv_rows(out / "tiny" / "runs.csv")[1]
+    assert [(row["status"], row["epochs_run"]) for row in rows] == [("completed", "2")] * 3
+    options[options.index(min_epochs)] = "1"
+    stdout = succeeded(invoke("sweep", config, *options[:-1], tmp_path / "rung"))
+    assert "no rung" not in stdout  # with --min-epochs 1 halving has its rung at epoch 1
 
 
 def test_the_yaml_sweep_section_holds_the_space_and_the_settings(tmp_path):
