@@ -17,7 +17,8 @@ FORMATS = ("table", "csv", "markdown", "json")
 def compare(
     paths: List[Path] = typer.Argument(..., help="Runs, sweep directories or results roots; a search folder alone "
                                   "shows its trials, the chosen one and the best so far.", show_default=False),
-    sort: str = typer.Option("test_error", "--sort", help="Sort column; -COLUMN for descending."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Sort column; -COLUMN for descending. Default: "
+                                       "test_error; a search's trials in trial order.", show_default=False),
     where: Optional[List[str]] = typer.Option(None, "--where", help="Keep runs where COLUMN OP VALUE holds, "
                                               "e.g. optim.lr>=0.1 or status==completed (repeatable).",
                                               show_default=False),
@@ -52,8 +53,8 @@ def compare(
     check_plot_path(plot)
     if x not in ("epoch", "step", "seconds"):
         raise UserError(f"--x: unknown axis {x!r} (allowed: epoch, step, seconds)")
-    if len(paths) == 1 and pivot is None and not curves and patience is None and not where and _is_search(paths[0]):
-        _compare_search(paths[0], fmt, plot)  # a search folder: its trials in order, the chosen one, best so far
+    if len(paths) == 1 and pivot is None and not curves and patience is None and _is_search(paths[0]):
+        _compare_search(paths[0], list(where or []), sort, fmt, plot)  # its trials, the chosen one, best so far
         return
     frame = keep_where(load_runs(paths), list(where or []))
     if frame.empty:
@@ -67,7 +68,7 @@ def compare(
     elif curves:
         _compare_curves(frame, fmt, plot)
     else:
-        _compare_table(frame, sort, _split(columns), _split(by), fmt, plot, value)
+        _compare_table(frame, sort or "test_error", _split(columns), _split(by), fmt, plot, value)
 
 
 def _compare_table(frame, sort: str, columns: list[str] | None, by: list[str] | None, fmt: str, plot,
@@ -180,16 +181,24 @@ def _is_search(path: Path) -> bool:
     return is_search(path)
 
 
-def _compare_search(path: Path, fmt: str, plot) -> None:
+def _compare_search(path: Path, where: list[str], sort: str | None, fmt: str, plot) -> None:
+    """The search's trials (those `where` keeps, in trial order or by `sort`); the best so far is the
+    whole search's, and so is the figure."""
+    from dlcli.analysis.compare import sort_runs, where as keep_where
     from dlcli.analysis.search import search_table
     from dlcli.report import compare as show
     from dlcli.report.search import print_search_table
 
     table, chosen, settings = search_table(path)
+    shown = keep_where(table, where)
+    if shown.empty and where:
+        raise UserError("--where: no trial matches")
+    shown = shown if sort is None else sort_runs(shown, sort)
     if fmt != "table":
-        show.print_formatted(table, fmt)
+        show.print_formatted(shown, fmt)
     else:
-        print_search_table(table, chosen, settings)
+        epochs = int(table["epochs_total"].iloc[-1]) if len(table) else 0
+        print_search_table(shown, chosen, settings, len(table), epochs)
     if plot is not None:
         from dlcli.report.figures import plot_best_so_far
 

@@ -53,23 +53,25 @@ def print_search_result(result) -> None:
                   soft_wrap=True)
 
 
-def print_search_table(table, chosen: dict[str, Any] | None, settings: dict[str, Any]) -> None:
-    """One row per trial in trial order: its values, validation metric, test error, epochs, status,
-    and the best so far; the chosen trial starred. A column per key where the terminal is wide enough,
-    else one column of `name value` pairs that wraps between pairs: a number is never cut in two."""
+def print_search_table(table, chosen: dict[str, Any] | None, settings: dict[str, Any], trials: int,
+                       epochs: int) -> None:
+    """One row per trial shown (of `trials`, `epochs` trained in all): its values, validation metric,
+    test error, epochs, status, and the best so far; the chosen trial starred. A column per key where
+    the terminal is wide enough, else one column of `name value` pairs that wraps between pairs: a
+    number is never cut in two."""
     metric = settings.get("metric", "val_error")
     keys = list(settings.get("space") or {})
     names = short_names(keys)  # the search's keys are its plan's and runs.csv's headers
     rows = [_search_cells(row, keys, metric) for _, row in table.iterrows()]
-    title = f"{settings.get('method')} search, {len(table)} trials, chosen on {metric}"
+    count = f"{trials} trials" if len(table) == trials else f"{len(table)} of {trials} trials shown"
+    title = f"{settings.get('method')} search, {count}, chosen on {metric}"
     shown = [names[key] for key in keys]
     print_fitted([(lambda one_column=one_column: _trials_table(title, shown, metric, rows, one_column), None)
                   for one_column in (False, True)])
     if chosen is not None:
         console.print(f"★ trial {chosen['trial']}: {metric} {number_text(chosen[metric])} (the choice); its test "
                       f"error {number_text(chosen['test_error'])} (reported, never used to choose)", soft_wrap=True)
-    total = int(table["epochs_total"].iloc[-1]) if len(table) else 0
-    console.print(f"{total} epochs trained in all", soft_wrap=True)
+    console.print(f"{epochs} epochs trained in all", soft_wrap=True)
 
 
 Cells = tuple[str, list[str], list[str], str | None]  # trial, the keys' values, the results, style

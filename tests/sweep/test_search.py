@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from conftest import (WIDE, assert_same_sweep, invoke, line_with, metrics_without_seconds, read_csv_rows, succeeded,
-                      text, tiny_config, without, write_yaml)
+                      text, tiny_config, user_error, without, write_yaml)
 from dlcli.config.search import load_search
 from dlcli.sweep.search import run_search
 from dlcli.sweep.trials import ask, open_study, tell
@@ -117,6 +117,23 @@ def test_compare_on_a_search_marks_the_chosen_trial_and_plots_the_best_so_far(ha
     assert all(b <= a for a, b in zip(so_far, so_far[1:]) if a is not None and b is not None)
     assert [row["trial"] for row in table if row["best"]] == [int(best["trial"])]
     line_with(succeeded(invoke("runs", sweep_dir.parent)).splitlines(), "pruned")
+
+
+
+def test_compare_on_a_search_keeps_the_trials_where_holds_sorted_and_their_best_so_far(halving, tmp_path):
+    sweep_dir, _ = halving
+    whole = {row["trial"]: row for row in json.loads(succeeded(invoke("compare", sweep_dir, "--format", "json")))}
+    options = ["--where", "status==pruned", "--sort", "-val_loss"]
+    kept = json.loads(succeeded(invoke("compare", sweep_dir, *options, "--format", "json")))
+    pruned = [row for row in whole.values() if row["status"] == "pruned"]
+    assert 0 < len(kept) == len(pruned) < len(whole)
+    assert [row["val_loss"] for row in kept] == sorted((row["val_loss"] for row in pruned), reverse=True)
+    assert all(row["best_so_far"] == whole[row["trial"]]["best_so_far"] for row in kept)  # the whole search's
+    lines = succeeded(invoke("compare", sweep_dir, *options)).splitlines()
+    line_with(lines, f"{len(kept)} of {len(whole)} trials shown")
+    assert [int(line.replace("│", " ").split()[0]) for line in lines if " pruned " in line] == [row["trial"] for row in kept]
+    line_with(lines, "★ trial")  # the chosen trial is named even when the filter hides its row
+    user_error(invoke("compare", sweep_dir, "--where", "status==failed"), tmp_path / "nothing")
 
 
 FIVE_KEYS = ["--grid", "optim.lr=loguniform(1e-4,0.5)", "--grid", "optim.momentum=uniform(0,0.9)",
