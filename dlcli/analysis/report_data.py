@@ -1,6 +1,8 @@
 """What `dlcli report` shows, as plain data: the compare table, errors against a swept key, a heatmap
 of two swept keys, learning curves per run or seed group, per-update losses, the swept keys against
-the test error, and the bias-variance and lr-find results found beside the runs.
+the test error, and the bias-variance and lr-find results found beside the runs. A search folder
+shows its trials instead (dlcli.analysis.search), ordered on the validation metric it chose on, and
+none of the test-error charts made for grids.
 
 Everything comes from compare.py's pieces (load_runs, comparison, pivot, read_curves), so the report
 and `dlcli compare` pick the same keys, the same seed groups and the same order. Nothing is drawn
@@ -19,6 +21,7 @@ import pandas as pd
 
 from dlcli import layout
 from dlcli.analysis import compare as runs
+from dlcli.analysis.search import SearchView, is_search, read_search
 from dlcli.errors import UserError
 from dlcli.layout import SUCCEEDED
 
@@ -102,6 +105,7 @@ class ReportData:
     parallel: Parallel | None = None
     bias_variance: list[BiasVariance] = field(default_factory=list)
     lr_finds: list[LrFind] = field(default_factory=list)
+    search: SearchView | None = None  # a search folder alone: its trials, the chosen one, the best so far
 
 
 def report_data(paths: list[str | Path], where: list[str] | None = None, by: list[str] | None = None) -> ReportData:
@@ -120,16 +124,18 @@ def report_data(paths: list[str | Path], where: list[str] | None = None, by: lis
     frame = runs.where(frame, list(where or []))
     if frame.empty:
         raise UserError("--where: no run matches")
-    table, keys, grouped = runs.comparison(frame, by)
-    data = ReportData(frame, table, keys, grouped, runs.varying_keys(frame)[1], **extras)
+    search = read_search(paths[0], list(where or [])) if len(paths) == 1 and is_search(paths[0]) else None
+    table, keys, grouped = runs.comparison(frame, by, sort=search.metric if search else "test_error")
+    data = ReportData(frame, table, keys, grouped, runs.varying_keys(frame)[1], search=search, **extras)
     swept = [key for key in keys if key != "seed"]
-    data.against = against_key(frame, by)
-    if len(swept) >= 2:
-        table_2d, failed = runs.pivot(frame, swept[0], swept[1], "test_error")
-        data.heatmap = Heatmap("test_error", table_2d, failed)
+    if search is None:  # a search's trials are read on validation, and its sampled points make no grid
+        data.against = against_key(frame, by)
+        if len(swept) >= 2:
+            table_2d, failed = runs.pivot(frame, swept[0], swept[1], "test_error")
+            data.heatmap = Heatmap("test_error", table_2d, failed)
+        data.parallel = parallel(frame, swept)
     data.curves = learning_curves(frame, table, keys, grouped)
     data.updates = update_curves(frame, [run_id for curve in data.curves for run_id in curve.run_ids])
-    data.parallel = parallel(frame, swept)
     return data
 
 

@@ -7,6 +7,7 @@ error is shown beside it, never used.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pandas as pd
 import yaml
 
 from dlcli import layout
+from dlcli.analysis.compare import where as keep_where
 from dlcli.errors import UserError
 from dlcli.sweep.trials import best_trial
 
@@ -56,3 +58,26 @@ def search_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any] | None,
     table["epochs_total"], table["best_so_far"] = totals, bests
     table["best"] = table["trial"] == (chosen["trial"] if chosen else -1)
     return table, chosen, settings
+
+
+@dataclass
+class SearchView:
+    """A search folder as the report shows it: `search_table`'s trials (those --where keeps), the
+    chosen trial's row, the settings, and the trials and epochs of the whole search."""
+
+    path: Path
+    table: pd.DataFrame
+    chosen: dict[str, Any] | None
+    settings: dict[str, Any]
+    trials: int
+    epochs: int
+
+    @property
+    def metric(self) -> str:
+        return self.settings.get("metric", "val_error")
+
+
+def read_search(path: str | Path, where: list[str]) -> SearchView:
+    table, chosen, settings = search_table(path)
+    epochs = int(table["epochs_total"].iloc[-1]) if len(table) else 0
+    return SearchView(Path(path), keep_where(table, where), chosen, settings, len(table), epochs)

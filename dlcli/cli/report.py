@@ -23,7 +23,7 @@ def report(
 ) -> None:
     """Write an HTML report: a sortable run table and interactive charts, one file that opens offline.
 
-    Charts: errors against a swept key (seed bands, Bayes error, interpolation threshold), the heatmap of two swept keys, learning curves, per-update losses, parallel coordinates, bias-variance and lr-find curves, as the runs have them. Needs plotly (dlcli's report extra).
+    Charts: errors against a swept key (seed bands, Bayes error, interpolation threshold), the heatmap of two swept keys, learning curves, per-update losses, parallel coordinates, bias-variance and lr-find curves, as the runs have them; for a search folder, its trials (the chosen one starred) and the best so far, read on validation. Needs plotly (dlcli's report extra).
 
     Example: dlcli report results/batch_lr_grid -o grid.html
     """

@@ -1,6 +1,6 @@
 """The report's interactive charts (plotly figures) from dlcli.analysis.report_data's plain data:
 errors against a swept key, the heatmap, learning curves, per-update losses, parallel coordinates,
-bias-variance and the lr-find curve. dlcli.report.html puts them on the page."""
+bias-variance, the lr-find curve and a search's best so far. dlcli.report.html puts them on the page."""
 from __future__ import annotations
 
 import math
@@ -10,11 +10,13 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from dlcli.analysis.report_data import AgainstKey, BiasVariance, Curve, Heatmap, LrFind, Parallel
+from dlcli.analysis.report_data import AgainstKey, BiasVariance, Curve, Heatmap, LrFind, Parallel, finite
+from dlcli.analysis.search import SearchView
 from dlcli.layout import SUCCEEDED
 from dlcli.report.text import label_of, number_text, value_text
 
 COLOURS = qualitative.Plotly
+SPLIT_NAMES = {"test": "test", "val": "validation"}
 HEIGHT = 440  # pixels per chart
 BIAS_VARIANCE_LINES = [("risk", "risk", "black", "solid"), ("bias2", "bias²", COLOURS[0], "solid"),
                        ("variance", "variance", COLOURS[1], "solid"),
@@ -100,9 +102,10 @@ def heatmap_figure(data: Heatmap) -> go.Figure:
     return _layout(figure, title=f"{data.value} (lower is better; ★ best)")
 
 
-def curves_figure(curves: list[Curve], keys: list[str], bayes_error: float | None) -> go.Figure:
-    """Train (dashed) and test (solid) error and loss per epoch, one colour per run or seed group; the
-    hover shows the config; a run that did not complete is dotted."""
+def curves_figure(curves: list[Curve], keys: list[str], bayes_error: float | None, held_out: str = "test") -> go.Figure:
+    """Train (dashed) and held-out (solid: test, or a search's validation split) error and loss per
+    epoch, one colour per run or seed group; the hover shows the config; a run that did not complete is
+    dotted."""
     figure = make_subplots(1, 2, subplot_titles=("error", "loss"))
     for index, curve in enumerate(curves):
         label = label_of(curve.config, keys) if keys else ", ".join(curve.run_ids[:1])
@@ -110,12 +113,12 @@ def curves_figure(curves: list[Curve], keys: list[str], bayes_error: float | Non
         runs = f"{len(curve.run_ids)} runs" if len(curve.run_ids) > 1 else curve.run_ids[0]
         hover = f"{label}<br>{runs}, {curve.status}".replace("%", "%%")
         for column, quantity in ((1, "error"), (2, "loss")):
-            for split, dash in (("test", "solid"), ("train", "dash")):
+            for split, dash in ((held_out, "solid"), ("train", "dash")):
                 values = curve.values.get(f"{split}_{quantity}")
                 if values is None:
                     continue
                 figure.add_trace(go.Scatter(
-                    x=curve.x, y=values, mode="lines", legendgroup=str(index), showlegend=column == 1 and split == "test",
+                    x=curve.x, y=values, mode="lines", legendgroup=str(index), showlegend=column == 1 and split == held_out,
                     name=label + (f" ({curve.status})" if failed else ""),
                     line=dict(color=colour(index), dash="dot" if failed else dash, width=1.5),
                     hovertemplate=f"{split} {quantity} %{{y:.4f}} at epoch %{{x}}<br>{hover}<extra></extra>"),
@@ -123,10 +126,10 @@ def curves_figure(curves: list[Curve], keys: list[str], bayes_error: float | Non
     if bayes_error is not None:
         figure.add_hline(bayes_error, line=dict(color="black", dash="dot"), row=1, col=1,
                          annotation_text=f"Bayes error {bayes_error:.4f}")
-    losses = [value for curve in curves for split in ("train", "test") for value in curve.values.get(f"{split}_loss", [])]
+    losses = [value for curve in curves for split in ("train", held_out) for value in curve.values.get(f"{split}_loss", [])]
     figure.update_yaxes(type=y_scale(losses), row=1, col=2)
     figure.update_xaxes(title_text="epoch")
-    return _layout(figure, title="learning curves: train (dashed) and test (solid)")
+    return _layout(figure, title=f"learning curves: train (dashed) and {SPLIT_NAMES[held_out]} (solid)")
 
 
 def y_scale(values: list[float | None]) -> str:
@@ -177,6 +180,39 @@ def bias_variance_figure(data: BiasVariance) -> go.Figure:
                                  row=1, col=column)
     figure.update_xaxes(title_text=", ".join(data.keys), type="category")
     return _layout(figure, title=f"bias and variance: {data.path}")
+
+
+def best_so_far_figure(view: SearchView) -> go.Figure:
+    """A search's best validation metric so far against trials and against the epochs trained by all
+    trials (what pruning saves); each trial's own metric a dot, pruned trials grey, the chosen one
+    starred; the hover names the trial and its values."""
+    table, metric = view.table, view.metric
+    keys = list(view.settings.get("space") or {})
+    figure = make_subplots(1, 2, subplot_titles=("against trials", "against epochs trained (all trials)"),
+                           shared_yaxes=True)
+    pruned, chosen = table["status"] == "pruned", table["best"]
+    kinds = [(~pruned & ~chosen, "a trial trained to the end", dict(color=COLOURS[0], size=7, opacity=0.5)),
+             (pruned & ~chosen, f"a pruned trial (its {metric} when stopped)", dict(color="grey", size=6, opacity=0.5)),
+             (chosen, "the chosen trial", dict(color=COLOURS[1], size=16, symbol="star"))]
+    for column, x in ((1, table["trial"] + 1), (2, table["epochs_total"])):
+        figure.add_trace(go.Scatter(x=list(x), y=[finite(value) for value in table["best_so_far"]], mode="lines",
+                                    line=dict(color=COLOURS[0], shape="hv"), name=f"best {metric} so far",
+                                    legendgroup="best", showlegend=column == 1, hoverinfo="skip"), row=1, col=column)
+        for shown, name, marker in kinds:
+            part = table[shown]
+            if part.empty:
+                continue
+            hover = [f"trial {int(row['trial'])}, {row['status']}<br>{label_of(row, keys)}".replace("%", "%%")
+                     for _, row in part.iterrows()]
+            figure.add_trace(go.Scatter(x=list(x[shown]), y=[finite(value) for value in part[metric]],
+                                        mode="markers", marker=marker, name=name, legendgroup=name,
+                                        showlegend=column == 1, text=hover,
+                                        hovertemplate=f"%{{text}}<br>{metric} %{{y:.4f}}<extra></extra>"),
+                             row=1, col=column)
+    figure.update_xaxes(title_text="trials", row=1, col=1)
+    figure.update_xaxes(title_text="epochs trained", row=1, col=2)
+    figure.update_yaxes(title_text=metric, row=1, col=1)
+    return _layout(figure, title=f"best {metric} so far")
 
 
 def lr_find_figure(data: LrFind) -> go.Figure:

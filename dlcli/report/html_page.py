@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from dlcli.analysis.compare import sort_key
+
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 2rem 3rem; color: #222; }
 h1 { font-size: 1.4rem; margin: 1.2rem 0 0.3rem; } h2 { font-size: 1.15rem; margin: 2rem 0 0.4rem; }
@@ -18,6 +20,7 @@ th, td { padding: 0.2rem 0.6rem; border-bottom: 1px solid #e4e4e4; text-align: r
 th { cursor: pointer; background: #f4f4f4; position: sticky; top: 0; user-select: none; }
 th.sorted-ascending::after { content: " ▲"; } th.sorted-descending::after { content: " ▼"; }
 td.text, th.text { text-align: left; } tr.failed td { color: #b00020; } tr.failed td.status { font-weight: 600; }
+tr.pruned td { color: #777; } tr.chosen td { font-weight: 600; background: #eef7ee; }
 .scroll { max-height: 32rem; overflow: auto; border: 1px solid #ddd; display: inline-block; max-width: 100%; }
 #runs-filter { width: 28rem; max-width: 100%; padding: 0.3rem; margin: 0.3rem 0; }
 """
@@ -49,7 +52,7 @@ SCRIPT = """
         const row = data.rows[i];
         if (!terms.every(function (term) { return row.search.indexOf(term) >= 0; })) return;
         const tr = document.createElement("tr");
-        if (row.failed) tr.className = "failed";
+        tr.className = row.className !== undefined ? row.className : (row.failed ? "failed" : "");
         row.cells.forEach(function (cell, c) {
           const td = document.createElement("td");
           td.textContent = cell;
@@ -106,6 +109,16 @@ class Section:
     title: str
     body: str = ""
     figure_json: str | None = None
+
+
+def note_html(text: str) -> str:
+    return f'<p class="muted">{html.escape(text)}</p>'
+
+
+def cell_sort_key(value: Any) -> list:
+    """A table cell's sort key as the page's script reads it: compare's [rank, number, text]."""
+    rank, number, text = sort_key(value.item() if hasattr(value, "item") else value)
+    return [rank, number, text]
 
 
 def json_script(element_id: str, payload: str, attributes: str = "") -> str:

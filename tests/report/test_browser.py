@@ -75,16 +75,22 @@ def click_header(driver, name: str) -> None:
     next(th for th in driver.find_elements(By.CSS_SELECTOR, "#runs-table th") if th.text.strip(" ▲▼") == name).click()
 
 
-def test_the_report_draws_offline_and_its_table_sorts(report, browser, tmp_path):
-    from selenium.webdriver.common.by import By
+def open_drawn(driver, page: Path) -> None:
+    """Open the page and wait until every chart has drawn; no error logged."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page, runs = report
-    browser.get(page.as_uri())
-    WebDriverWait(browser, STARTUP_SECONDS).until(
+    driver.get(page.as_uri())
+    WebDriverWait(driver, STARTUP_SECONDS).until(
         lambda driver: driver.execute_script("return document.body.getAttribute('data-ready')") == "true")
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def test_the_report_draws_offline_and_its_table_sorts(report, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    page, runs = report
+    open_drawn(browser, page)
     for chart, drawn_marks in CHARTS.items():
         marks = browser.execute_script("return document.querySelectorAll(arguments[0]).length",
                                        f"#chart-{chart} {drawn_marks}")
@@ -114,3 +120,29 @@ def test_the_report_draws_offline_and_its_table_sorts(report, browser, tmp_path)
     assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
     if os.environ.get("REPORT_SCREENSHOT"):
         shutil.copyfile(screenshot, os.environ["REPORT_SCREENSHOT"])
+
+
+@pytest.fixture(scope="module")
+def search_report(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A random search with successive halving, reported: (the HTML file, runs.csv)."""
+    folder = tmp_path_factory.mktemp("browser_search")
+    config = tiny_config(name="search")
+    config["train"] = {"epochs": 9, "val_fraction": 0.25}
+    succeeded(invoke("sweep", write_yaml(folder, config), "--method", "random", "--trials", 9, "--prune", "asha",
+                     "--grid", "optim.lr=loguniform(1e-3,0.5)", "--out", folder / "out"))
+    succeeded(invoke("report", folder / "out" / "search", "-o", folder / "search.html"))
+    return folder / "search.html", pd.read_csv(folder / "out" / "search" / "runs.csv")
+
+
+def test_a_search_report_draws_the_best_so_far_and_sorts_the_chosen_trial_first(search_report, browser):
+    page, runs = search_report
+    open_drawn(browser, page)
+    stars = browser.execute_script("return document.querySelectorAll(arguments[0]).length",
+                                   "#chart-best-so-far .scatterlayer .trace .points path")
+    assert stars >= len(runs) * 2  # a dot per trial in each panel, the chosen one among them
+    click_header(browser, "val_error")  # ascending: the lowest validation error first
+    first = rows_shown(browser)[0]
+    done = runs[runs["status"] == "completed"]
+    chosen = done.loc[done["val_error"].idxmin()]
+    assert first["trial"] == f"★ {chosen['trial']}" and first["status"] == "completed", first
+    assert browser.execute_script("return document.querySelector('#runs-table tbody tr').className") == "chosen"
