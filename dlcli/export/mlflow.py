@@ -1,9 +1,12 @@
 """`dlcli export --to mlflow URI`: one MLflow experiment per sweep (the folder the runs lie in), one
 MLflow run per dlcli run with the flattened config as params, every per-epoch metric with its epoch as
-the step, tags (status, run id, path, the run's own tags) and the run folder's files as artifacts.
+the step, tags (status, run id, path, the run's own tags; a search trial's `dlcli.trial` and
+`dlcli.chosen`) and the run folder's files as artifacts. A pruned trial ends FINISHED (its search's
+decision), a diverged or failed run FAILED, an interrupted one KILLED.
 
 A run already exported is found by its `dlcli.run_id` tag: left as it is when it has not changed
-since (same status, epochs and start), else replaced, so exporting twice adds nothing. Any tracking
+since (same status, epochs and start, and for a trial whether it is chosen), else replaced, so
+exporting twice adds nothing. Any tracking
 URI works; a `sqlite:///PATH` store keeps its artifacts in an `mlartifacts` folder beside the file.
 Then: `mlflow ui --backend-store-uri URI`.
 """
@@ -18,12 +21,13 @@ from typing import Any
 import pandas as pd
 
 from dlcli.errors import UserError
-from dlcli.export.runs import epoch_scalars, experiment_name, run_params
+from dlcli.export.runs import epoch_scalars, experiment_name, run_params, search_tags
 from dlcli.layout import SUCCEEDED, Status
 
 RUN_ID_TAG = "dlcli.run_id"
 VERSION_TAG = "dlcli.version"  # what the export saw: status, epochs, start; a change means export again
-TERMINAL = {Status.DIVERGED: "FAILED", Status.FAILED: "FAILED", Status.INTERRUPTED: "KILLED"}
+TERMINAL = {Status.DIVERGED: "FAILED", Status.FAILED: "FAILED", Status.INTERRUPTED: "KILLED",
+            Status.PRUNED: "FINISHED"}  # a pruned trial ended as its search decided; its dlcli.status says so
 BATCH = 500  # metrics per log_batch call (MLflow takes at most 1000 entities at once)
 
 
@@ -54,19 +58,22 @@ def export_mlflow(frame: pd.DataFrame, uri: str) -> MlflowExport:
 def export_runs(client: Any, frame: pd.DataFrame, uri: str) -> MlflowExport:
     """Each run of `frame` into the store behind `client`, one experiment per sweep."""
     result = MlflowExport()
+    trials = search_tags(frame)
     for name, runs in frame.groupby(frame["path"].map(experiment_name), sort=False):
         experiment_id = experiment_for(client, name, uri)
         result.experiments[name] = experiment_id
         exported = exported_runs(client, experiment_id)
         for _, run in runs.iterrows():
-            run_id, version = str(run["run_id"]), version_of(run)
+            run_id = str(run["run_id"])
+            extra = trials.get(run_id, {})
+            version = version_of(run) + (" chosen" if extra.get("dlcli.chosen") == "true" else "")
             previous = exported.get(run_id)
             if previous is not None and previous.data.tags.get(VERSION_TAG) == version:
                 result.unchanged.append(run_id)
                 continue
             if previous is not None:
                 client.delete_run(previous.info.run_id)
-            log_run(client, experiment_id, run, version)
+            log_run(client, experiment_id, run, version, extra)
             (result.replaced if previous is not None else result.created).append(run_id)
     return result
 
@@ -103,13 +110,14 @@ def version_of(run: pd.Series) -> str:
     return f"{run['status']} {run.get('epochs_run')} {run.get('started')}"
 
 
-def log_run(client: Any, experiment_id: str, run: pd.Series, version: str) -> None:
-    """One MLflow run: params, per-epoch metrics, tags, the folder's files, and how it ended."""
-    from mlflow.entities import Metric, Param, RunTag
+def log_run(client: Any, experiment_id: str, run: pd.Series, version: str, extra: dict[str, str]) -> None:
+    """One MLflow run: params, per-epoch metrics, tags (and `extra`: a search trial's), the folder's
+    files, and how it ended."""
+    from mlflow.entities import Metric, Param
 
     start = _milliseconds(run.get("started"))
     tags = {RUN_ID_TAG: str(run["run_id"]), VERSION_TAG: version, "dlcli.status": str(run["status"]),
-            "dlcli.path": str(Path(run["path"]).resolve())}
+            "dlcli.path": str(Path(run["path"]).resolve()), **extra}
     tags |= {key: str(value) for key, value in run.items() if key.startswith("tag.") and value == value
              and value is not None}
     created = client.create_run(experiment_id, start_time=start, tags=tags, run_name=str(run["run_id"]))

@@ -1,5 +1,6 @@
 """What both exporters read from a run folder: its per-epoch metrics under their exported names, its
-flattened config, and the keys that differ between the runs exported."""
+flattened config, the keys that differ between the runs exported, and a search trial's number and
+whether it is the chosen one."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ SCALARS = {"train_loss": "train/loss", "train_error": "train/error", "test_loss"
            "test_error": "test/error", "val_loss": "val/loss", "val_error": "val/error", "lr": "lr",
            "weight_norm": "weight_norm"}
 FINAL_METRICS = ["train/error", "test/error", "train/loss", "test/loss"]  # the hparams table's columns
+VAL_METRICS = ["val/error", "val/loss"]  # added to them where a run measured a validation split
 
 
 def select_runs(paths: list[str | Path], where: list[str] | None = None) -> pd.DataFrame:
@@ -62,3 +64,26 @@ def swept_keys(frame: pd.DataFrame) -> list[str]:
 def experiment_name(run_dir: str | Path) -> str:
     """A run's sweep (or, for a single run, its experiment name): the folder it lies in."""
     return Path(run_dir).resolve().parent.name
+
+
+def final_metrics(frame: pd.DataFrame) -> list[str]:
+    """The metrics the hparams table shows: train and test, and validation where any run has it (what a
+    search chose on)."""
+    measured_val = "val_error" in frame and frame["val_error"].notna().any()
+    return FINAL_METRICS + (VAL_METRICS if measured_val else [])
+
+
+def search_tags(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """For the runs that are trials of a search: `dlcli.trial` (its numbers: a configuration sampled
+    twice trained once) and `dlcli.chosen` (true for the trial chosen on validation), by run id."""
+    from dlcli.analysis.search import is_search, search_table
+
+    tags: dict[str, dict[str, str]] = {}
+    for folder in {Path(path).parent for path in frame["path"]}:
+        if not is_search(folder):
+            continue
+        table, chosen, _ = search_table(folder)
+        for run_id, trials in table.groupby(table["run_id"].astype(str))["trial"]:
+            tags[run_id] = {"dlcli.trial": ", ".join(str(int(trial)) for trial in trials),
+                            "dlcli.chosen": str(chosen is not None and str(chosen["run_id"]) == run_id).lower()}
+    return tags

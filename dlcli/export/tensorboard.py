@@ -1,7 +1,7 @@
 """`dlcli export --to tensorboard DIR`: one event folder per run, DIR/<sweep>/<run id>, with the
 per-epoch scalars (train/test/val loss and error, lr, weight norm; the step is the epoch) and the
 HParams plugin's session data: the keys that differ between the exported runs against the final
-metrics. Exporting again rewrites each run's folder, so nothing is duplicated. Then:
+metrics (validation too, where measured: what a search chose on). Exporting again rewrites each run's folder, so nothing is duplicated. Then:
 `tensorboard --logdir DIR`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from dlcli.errors import UserError
-from dlcli.export.runs import FINAL_METRICS, epoch_scalars, experiment_name, param_value, swept_keys
+from dlcli.export.runs import epoch_scalars, experiment_name, final_metrics, param_value, swept_keys
 
 
 def export_tensorboard(frame: pd.DataFrame, log_dir: str | Path) -> list[Path]:
@@ -32,6 +32,7 @@ def export_tensorboard(frame: pd.DataFrame, log_dir: str | Path) -> list[Path]:
         raise UserError(f"--to tensorboard {log_dir}: cannot create the folder ({error.strerror})") from None
     keys = swept_keys(frame) or [key for key in frame.columns if key == "seed"]
     domains = discrete_domains(frame, keys)
+    metrics = final_metrics(frame)
     written = []
     for _, run in frame.iterrows():
         folder = log_dir / experiment_name(run["path"]) / str(run["run_id"])
@@ -43,7 +44,7 @@ def export_tensorboard(frame: pd.DataFrame, log_dir: str | Path) -> list[Path]:
                 for name, value in scalars.items():
                     writer.add_scalar(name, value, epoch)
             values = {key: str(param_value(run[key])) if key in domains else param_value(run[key]) for key in keys}
-            for summary in hparams(values, {name: 0.0 for name in FINAL_METRICS},
+            for summary in hparams(values, {name: 0.0 for name in metrics},
                                    {key: domain for key, domain in domains.items() if key in values}):
                 writer.file_writer.add_summary(summary)
         finally:

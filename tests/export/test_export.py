@@ -147,3 +147,36 @@ def test_a_run_measuring_the_validation_split_alone_exports_what_it_measured(tmp
     assert [scalar.step for scalar in events.Scalars("val/error")] == [0, 1, 2, 3]
     assert [scalar.step for scalar in events.Scalars("test/error")] == [3]
     assert [scalar.step for scalar in events.Scalars("train/loss")] == [3]
+
+
+def test_a_search_exports_its_trials_numbered_the_chosen_one_tagged_and_pruned_ones_finished(tmp_path, tracking):
+    """MLflow: every trial tagged with its number, `dlcli.chosen` true on the trial chosen on validation
+    alone (again after more trials move the choice), pruned trials FINISHED, not left RUNNING;
+    TensorBoard: the hparams table lists the validation metrics the search chose on."""
+    import mlflow
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    config = tiny_config(name="search", train={"epochs": 3, "val_fraction": 0.25})
+    search = ["sweep", write_yaml(tmp_path, config), "--method", "random", "--prune", "asha", "--grid",
+              "optim.lr=loguniform(1e-3,1)", "--out", tmp_path / "out"]
+    sweep_dir = tmp_path / "out" / "search"
+    chosen = []
+    for trials in (3, 9):
+        succeeded(invoke(*search, "--trials", trials))
+        rows = read_csv_rows(sweep_dir / "runs.csv")[1]
+        done = [row for row in rows if row["status"] == "completed"]
+        chosen.append(min(done, key=lambda row: (float(row["val_error"]), int(row["trial"])))["trial"])
+        succeeded(invoke("export", sweep_dir, "--to", "mlflow", tracking))
+        found = mlflow.search_runs(experiment_names=["search"])
+        assert sorted(found["tags.dlcli.trial"], key=int) == [row["trial"] for row in rows]
+        assert found.loc[found["tags.dlcli.chosen"] == "true", "tags.dlcli.trial"].tolist() == [chosen[-1]]
+        pruned = found[found["tags.dlcli.status"] == "pruned"]
+        assert set(pruned["status"]) <= {"FINISHED"} and "RUNNING" not in set(found["status"])
+    assert chosen[0] != chosen[1] and len(pruned) > 0  # the premise: more trials moved the choice, and pruned some
+    succeeded(invoke("export", sweep_dir, "--to", "tensorboard", tmp_path / "tb"))
+    events = EventAccumulator(str(next((tmp_path / "tb" / "search").iterdir())))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")[metadata.EXPERIMENT_TAG]
+    shown = {info.name.tag for info in metadata.parse_experiment_plugin_data(content).metric_infos}
+    assert {"val/error", "val/loss", "test/error"} <= shown
