@@ -30,7 +30,8 @@ def compare(
                                         show_default=False),
     value: str = typer.Option("test_error", "--value", help="The column a pivot shows; for --plot against a "
                               "key, test_error or test_loss picks errors or losses."),
-    curves: bool = typer.Option(False, "--curves", help="Train and test error per epoch of the selected runs, or "
+    curves: bool = typer.Option(False, "--curves", help="Train and test error per epoch of the selected runs (the "
+                                "validation error where only it was measured every epoch, as in a search), or "
                                 "with --x step|seconds the loss of every update (from steps.csv)."),
     x: str = typer.Option("epoch", "--x", help="With --curves: epoch | step | seconds."),
     patience: Optional[int] = typer.Option(None, "--patience", min=1, help="Early-stopping what-if: where "

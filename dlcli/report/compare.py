@@ -110,16 +110,31 @@ def _heat_cell(number: float, failed: bool, best: bool, row_best: bool, low: flo
     return f"[{weight}black on {_heat(number, low, high)}] {star}{number:.4f} [/]"
 
 
+RUN_LABEL_WIDTH = 40  # a run's label in a row per run wraps past this, leaving the width to the epochs
+
+
 def print_curves(curves, labels: dict[str, str], rows: int = 12) -> None:
-    """Train / test error per epoch at most `rows` epochs (evenly spread), a column per run; in a terminal
-    too narrow for that, a row per run with as many of the epochs as fit."""
+    """The error per epoch at most `rows` epochs (evenly spread), a column per run; in a terminal too narrow
+    for that, a row per run with as many of the epochs as fit. Train / test, or the validation error
+    where those were measured at the last epoch alone (`train.eval_splits: val`, a search's runs)."""
     epochs = sorted(curves["epoch"].unique())
     indexed = curves.set_index(["run_id", "epoch"])
-    forms = [(lambda: _curves_by_epoch(indexed, labels, _spread(epochs, rows)), None)]
+    splits = measured_splits(curves)
+    forms = [(lambda: _curves_by_epoch(indexed, labels, _spread(epochs, rows), splits), None)]
     for count in sorted({min(count, len(epochs)) for count in (rows, 8, 6, 4, 3, 2)}, reverse=True):
         note = f"turned to fit the terminal: a row per run, {count} of the {len(epochs)} epochs measured"
-        forms.append((lambda count=count: _curves_by_run(indexed, labels, _spread(epochs, count)), note))
+        forms.append((lambda count=count: _curves_by_run(indexed, labels, _spread(epochs, count), splits), note))
     print_fitted(forms)
+
+
+def measured_splits(curves) -> list[str]:
+    """train and test, as measured at most epochs after the first; else the validation split."""
+    trained = curves[curves["epoch"] > 0]
+    if trained.empty:
+        return ["train", "test"]
+    mostly = [split for split in ("train", "test", "val")
+              if f"{split}_error" in trained and trained[f"{split}_error"].notna().mean() > 0.5]
+    return [split for split in mostly if split != "val"] or mostly[:1] or ["train", "test"]
 
 
 def _spread(epochs: list, count: int) -> list:
@@ -130,31 +145,36 @@ def _spread(epochs: list, count: int) -> list:
     return sorted({epochs[round(i * step)] for i in range(count)})
 
 
-def _curves_by_epoch(indexed, labels: dict[str, str], epochs: list) -> Table:
-    view = Table(title="train / test error per epoch", title_justify="left")
+def _curves_title(splits: list[str]) -> str:
+    return " / ".join({"val": "validation"}.get(split, split) for split in splits) + " error per epoch"
+
+
+def _curves_by_epoch(indexed, labels: dict[str, str], epochs: list, splits: list[str]) -> Table:
+    view = Table(title=_curves_title(splits), title_justify="left")
     view.add_column("epoch", justify="right", no_wrap=True)
     for run_id in labels:
         view.add_column(labels[run_id], justify="right", no_wrap=True)
     for epoch in epochs:
-        view.add_row(str(int(epoch)), *[_errors_at(indexed, run_id, epoch) for run_id in labels])
+        view.add_row(str(int(epoch)), *[_errors_at(indexed, run_id, epoch, splits) for run_id in labels])
     return view
 
 
-def _curves_by_run(indexed, labels: dict[str, str], epochs: list) -> Table:
-    view = Table(title="train / test error per epoch", title_justify="left")
-    view.add_column("run", no_wrap=True)
+def _curves_by_run(indexed, labels: dict[str, str], epochs: list, splits: list[str]) -> Table:
+    """A row per run; its label wraps where the terminal is narrow, never the numbers."""
+    view = Table(title=_curves_title(splits), title_justify="left")
+    view.add_column("run", max_width=RUN_LABEL_WIDTH)
     for epoch in epochs:
         view.add_column(f"epoch {int(epoch)}", justify="right", no_wrap=True)
     for run_id, label in labels.items():
-        view.add_row(label, *[_errors_at(indexed, run_id, epoch) for epoch in epochs])
+        view.add_row(label, *[_errors_at(indexed, run_id, epoch, splits) for epoch in epochs])
     return view
 
 
-def _errors_at(indexed, run_id: str, epoch) -> str:
+def _errors_at(indexed, run_id: str, epoch, splits: list[str]) -> str:
     if (run_id, epoch) not in indexed.index:
         return ""
     point = indexed.loc[(run_id, epoch)]
-    return f"{point['train_error']:.4f} / {point['test_error']:.4f}"
+    return " / ".join(number_text(point.get(f"{split}_error")) for split in splits)
 
 
 def format_table(table, fmt: str) -> str:

@@ -162,6 +162,25 @@ def test_compare_on_a_search_fits_every_trial_whole_into_the_terminal(tmp_path, 
                 assert f"{float(row[key]):.3g}" in "\n".join(lines)
 
 
+
+def test_curves_of_a_search_show_the_validation_error_it_measured_every_epoch(tmp_path, monkeypatch):
+    """With `train.eval_splits: val` train and test are measured at the last epoch alone: --curves shows
+    the validation error per epoch, and at 80 columns the long labels wrap while every number stays whole."""
+    from dlcli.report.console import console
+
+    out = tmp_path / "out"
+    succeeded(invoke("sweep", write_yaml(tmp_path, searchable(epochs=6, eval_splits="val")), "--method", "random",
+                     "--trials", "3", *FIVE_KEYS, "--out", out))
+    monkeypatch.setattr(console, "width", 80)
+    lines = succeeded(invoke("compare", out / "tiny", "--curves")).splitlines()
+    assert max(map(len, lines)) <= 80 and not any("…" in line for line in lines)
+    line_with(lines, "validation error per epoch")
+    header = line_with(lines, "run", "epoch 0", "epoch 6")
+    assert len(header.split("epoch")) - 1 > 2  # more epochs than the first and the last
+    finals = [line.split()[-1] for line in lines if line.startswith(" hidden=") or line.startswith("│ hidden=")]
+    assert sorted(finals) == sorted(f"{float(row['val_error']):.4f}" for row in trials_of(out / "tiny"))
+
+
 # ---- selection on validation ---------------------------------------------------------------------
 
 
