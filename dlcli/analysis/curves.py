@@ -1,6 +1,7 @@
 """What the logged curves of finished runs say without training again: early stopping replayed on
-each run's epochs (`dlcli compare --patience`), and how noisy its per-update losses were
-(`dlcli compare --curves --x step`). Input: the long tables `compare.read_curves` reads.
+each run's epochs (`dlcli compare --patience`), how noisy its per-update losses were
+(`dlcli compare --curves --x step`), and which splits were measured every epoch. Input: the long
+tables `compare.read_curves` reads.
 """
 from __future__ import annotations
 
@@ -39,3 +40,13 @@ def update_noise(steps: pd.DataFrame) -> pd.DataFrame:
                      "final_batch_loss": float(tail.mean()),
                      "loss_noise": float(pd.Series(losses).diff().std()) if len(losses) > 2 else float("nan")})
     return pd.DataFrame(rows)
+
+
+def measured_splits(curves: pd.DataFrame) -> list[str]:
+    """train and test, as measured at most epochs after the first; else the validation split."""
+    trained = curves[curves["epoch"] > 0]
+    if trained.empty:
+        return ["train", "test"]
+    mostly = [split for split in ("train", "test", "val")
+              if f"{split}_error" in trained and trained[f"{split}_error"].notna().mean() > 0.5]
+    return [split for split in mostly if split != "val"] or mostly[:1] or ["train", "test"]

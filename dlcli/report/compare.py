@@ -9,6 +9,7 @@ from dlcli.analysis.compare import axis_value, interpolation_threshold, sort_key
 from dlcli.layout import SUCCEEDED, Status
 from dlcli.report.console import console
 from dlcli.report.fit import fitted, print_fitted
+from dlcli.analysis import curves as curves_module
 from dlcli.report.text import label_of, number_text, short_names, value_text
 
 
@@ -119,22 +120,12 @@ def print_curves(curves, labels: dict[str, str], rows: int = 12) -> None:
     where those were measured at the last epoch alone (`train.eval_splits: val`, a search's runs)."""
     epochs = sorted(curves["epoch"].unique())
     indexed = curves.set_index(["run_id", "epoch"])
-    splits = measured_splits(curves)
+    splits = curves_module.measured_splits(curves)
     forms = [(lambda: _curves_by_epoch(indexed, labels, _spread(epochs, rows), splits), None)]
     for count in sorted({min(count, len(epochs)) for count in (rows, 8, 6, 4, 3, 2)}, reverse=True):
         note = f"turned to fit the terminal: a row per run, {count} of the {len(epochs)} epochs measured"
         forms.append((lambda count=count: _curves_by_run(indexed, labels, _spread(epochs, count), splits), note))
     print_fitted(forms)
-
-
-def measured_splits(curves) -> list[str]:
-    """train and test, as measured at most epochs after the first; else the validation split."""
-    trained = curves[curves["epoch"] > 0]
-    if trained.empty:
-        return ["train", "test"]
-    mostly = [split for split in ("train", "test", "val")
-              if f"{split}_error" in trained and trained[f"{split}_error"].notna().mean() > 0.5]
-    return [split for split in mostly if split != "val"] or mostly[:1] or ["train", "test"]
 
 
 def _spread(epochs: list, count: int) -> list:

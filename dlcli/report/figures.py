@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from dlcli.analysis.compare import axis_value, interpolation_threshold, sort_key
+from dlcli.analysis.curves import measured_splits
 from dlcli.layout import SUCCEEDED, atomic_write_bytes
 from dlcli.report.text import label_of, value_text
 
@@ -88,18 +89,24 @@ def plot_heatmap(table: pd.DataFrame, failed: pd.DataFrame, value: str, path: Pa
 
 def plot_curves(curves: pd.DataFrame, labels: dict[str, str], frame: pd.DataFrame, path: Path,
                 x: str = "epoch") -> None:
-    """Train (dashed) and test (solid) error against the epoch, one colour per run."""
+    """Train (dashed) and test (solid) error against the epoch, one colour per run; the validation
+    error (solid) where only it was measured every epoch (a search's runs)."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
+    splits = measured_splits(curves)
+    held_out = splits[-1]  # test, or val
     for index, (run_id, label) in enumerate(labels.items()):
-        run = curves[curves["run_id"] == run_id]
+        run = curves[curves["run_id"] == run_id].dropna(subset=[f"{held_out}_error"])
         colour = f"C{index % 10}"
-        axes.plot(run[x], run["test_error"], "-", color=colour, label=label)
-        axes.plot(run[x], run["train_error"], "--", color=colour)
+        axes.plot(run[x], run[f"{held_out}_error"], "-", color=colour, label=label)
+        if splits == ["train", "test"]:
+            axes.plot(run[x], run["train_error"], "--", color=colour)
     _bayes_line(axes, frame)
     axes.set_xlabel(x)
     axes.set_ylabel("error")
-    axes.set_title("train (dashed) and test (solid) error")
+    names = {"val": "validation", "test": "test", "train": "train"}
+    axes.set_title("train (dashed) and test (solid) error" if splits == ["train", "test"]
+                   else f"{names[held_out]} error")
     if len(labels) <= 12:
         axes.legend(fontsize=7)
     _save(figure, path)

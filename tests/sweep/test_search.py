@@ -16,6 +16,8 @@ import pytest
 
 from conftest import (WIDE, assert_same_sweep, invoke, line_with, metrics_without_seconds, read_csv_rows, succeeded,
                       text, tiny_config, user_error, without, write_yaml)
+from dlcli.analysis.compare import load_runs, read_curves
+from dlcli.analysis.curves import measured_splits
 from dlcli.config.search import load_search
 from dlcli.sweep.search import run_search
 from dlcli.sweep.trials import ask, open_study, tell
@@ -179,6 +181,9 @@ def test_curves_of_a_search_show_the_validation_error_it_measured_every_epoch(tm
     assert len(header.split("epoch")) - 1 > 2  # more epochs than the first and the last
     finals = [line.split()[-1] for line in lines if line.startswith(" hidden=") or line.startswith("│ hidden=")]
     assert sorted(finals) == sorted(f"{float(row['val_error']):.4f}" for row in trials_of(out / "tiny"))
+    curves = read_curves(load_runs([out / "tiny"]))
+    assert measured_splits(curves) == ["val"]  # what --plot draws too
+    assert measured_splits(curves.fillna({"train_error": 0.5, "test_error": 0.5})) == ["train", "test"]
 
 
 # ---- selection on validation ---------------------------------------------------------------------
