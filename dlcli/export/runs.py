@@ -10,6 +10,7 @@ import pandas as pd
 
 from dlcli import layout
 from dlcli.analysis import compare
+from dlcli.analysis.search import is_search, search_table
 
 # metrics.csv column -> the scalar's name in TensorBoard and MLflow (train/test/val side by side)
 SCALARS = {"train_loss": "train/loss", "train_error": "train/error", "test_loss": "test/loss",
@@ -76,8 +77,6 @@ def final_metrics(frame: pd.DataFrame) -> list[str]:
 def search_tags(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
     """For the runs that are trials of a search: `dlcli.trial` (its numbers: a configuration sampled
     twice trained once) and `dlcli.chosen` (true for the trial chosen on validation), by run id."""
-    from dlcli.analysis.search import is_search, search_table
-
     tags: dict[str, dict[str, str]] = {}
     for folder in {Path(path).parent for path in frame["path"]}:
         if not is_search(folder):
