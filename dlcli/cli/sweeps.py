@@ -114,7 +114,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
     from dlcli.report.search import print_search_plan, print_search_result
     from dlcli.report.sweeps import sweep_progress
     from dlcli.sweep.backends import check_backend
-    from dlcli.sweep.search import run_search
+    from dlcli.sweep.search import batch_size, run_search
     from dlcli.sweep.trials import optuna_module
 
     if replicated:
@@ -124,7 +124,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
     optuna_module()  # installed? (before anything is written)
     check_output_root(out)
     if dry_run:
-        print_search_plan(search)
+        print_search_plan(search, batch_size(search.settings))
         return
     with sweep_progress(search.settings.trials) as progress, removed_if_unwritable(out, search.probes[0].name), \
             training_command():

@@ -44,6 +44,15 @@ class SearchSettings:
             epoch *= self.eta
         return rungs
 
+    def epochs_of_batch(self, size: int, epochs: int) -> int:
+        """The epochs a batch of `size` trials trains when it is halved alone and no trial diverges: at
+        each rung the best max(1, n // eta) go on (dlcli.sweep.trials.Rungs)."""
+        trained, going, start = 0, size, 0
+        for stop in [*self.rungs(epochs), epochs]:
+            trained += going * (stop - start)
+            going, start = max(1, going // self.eta), stop
+        return trained
+
 
 @dataclass
 class Search:

@@ -13,7 +13,8 @@ from dlcli.report.fit import print_fitted
 from dlcli.report.text import number_text, short_names, value_text
 
 
-def print_search_plan(search) -> None:
+def print_search_plan(search, batch: int) -> None:
+    """The space, the settings, and the epochs the search will train (asked `batch` trials at a time)."""
     settings = search.settings
     table = Table(title="search space", title_justify="left")
     table.add_column("key")
@@ -25,10 +26,24 @@ def print_search_plan(search) -> None:
     rungs = settings.rungs(epochs)
     halving = f"; successive halving at epochs {', '.join(map(str, rungs))} (eta {settings.eta})" if rungs else ""
     console.print(f"{settings.trials} trials ({settings.method}, seed {settings.seed}) of {epochs} epochs, chosen on "
-                  f"{settings.metric}{halving}; {len(search.probes)} probe points valid. Nothing was written.",
-                  soft_wrap=True)
+                  f"{settings.metric}{halving}", soft_wrap=True)
+    if rungs:
+        console.print(_halving_budget(settings, epochs, batch), soft_wrap=True)
+    console.print(f"{len(search.probes)} probe points valid. Nothing was written.")
     if note := halving_without_rungs(search):
         print_note(note)
+
+
+def _halving_budget(settings, epochs: int, batch: int) -> str:
+    """The epochs halving trains, against every trial to the end: exact for one batch (no trial
+    diverging); with several, each batch halved alone, and later trials rank against earlier ones too."""
+    sizes = [min(batch, settings.trials - start) for start in range(0, settings.trials, batch)]
+    trained = sum(settings.epochs_of_batch(size, epochs) for size in sizes)
+    full = f"of {settings.trials * epochs} without pruning"
+    if len(sizes) == 1:
+        return f"halving trains {trained} epochs in one batch of {sizes[0]} ({full})"
+    return (f"halving trains about {trained} epochs in {len(sizes)} batches of up to {batch} ({full}); more where "
+            "a later batch's trials rank among the earlier ones' at the rungs")
 
 
 def print_search_result(result) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,6 +103,18 @@ def test_halving_keeps_the_best_trials_and_records_the_others_as_pruned(halving)
     assert states[int(rows[0]["trial"])] == "COMPLETE"
     assert "epochs trained: 21 of 81" in stdout
     line_with(stdout.splitlines(), f"best trial {rows[0]['trial']}", "val_loss")
+
+
+def test_the_dry_run_says_how_many_epochs_halving_trains_and_the_search_trains_them(halving, tmp_path):
+    sweep_dir, stdout = halving
+    options = [write_yaml(tmp_path, searchable()), "--method", "random", "--trials", "9", *LR_SPACE, "--prune", "asha",
+               "--metric", "val_loss", "--out", tmp_path / "dry", "--dry-run"]
+    planned = line_with(succeeded(invoke("sweep", *options)).splitlines(), "halving trains", "one batch of 9")
+    trained = line_with(stdout.splitlines(), "epochs trained:")
+    assert re.search(r"trains (\d+) epochs", planned).group(1) == re.search(r"trained: (\d+) of", trained).group(1)
+    assert "(of 81 without pruning)" in planned and "of 81 without pruning" in trained
+    batches = line_with(succeeded(invoke("sweep", *options, "--batch", "4")).splitlines(), "halving trains about")
+    assert "3 batches of up to 4" in batches and not (tmp_path / "dry").exists()
 
 
 def test_compare_on_a_search_marks_the_chosen_trial_and_plots_the_best_so_far(halving, tmp_path):
