@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from dlcli.config.search import halving_without_rungs
+from dlcli import layout
 from dlcli.layout import SUCCEEDED, Status
 from dlcli.report.console import console, print_note
 from dlcli.report.fit import print_fitted
@@ -64,6 +65,9 @@ def print_search_result(result) -> None:
         console.print(f"[bold green]best trial {best['trial']}[/] (chosen on {result.metric}): {keys}", soft_wrap=True)
         console.print(f"  {result.metric} {number_text(best[result.metric])}   then, once, its test error: "
                       f"{number_text(best['test_error'])}", soft_wrap=True)
+        config = result.sweep_dir / str(best["run_id"]) / layout.CONFIG
+        console.print(f"[dim]  that is one training's; its spread over seeds: dlcli sweep {config} --seeds 5[/]",
+                      soft_wrap=True)
     console.print(f"sweep directory: {result.sweep_dir}  (dlcli compare {result.sweep_dir} --plot best.png)",
                   soft_wrap=True)
 

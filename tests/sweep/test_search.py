@@ -105,6 +105,17 @@ def test_halving_keeps_the_best_trials_and_records_the_others_as_pruned(halving)
     line_with(stdout.splitlines(), f"best trial {rows[0]['trial']}", "val_loss")
 
 
+def test_the_result_points_to_the_chosen_trials_config_to_train_it_over_seeds(halving, tmp_path):
+    sweep_dir, stdout = halving
+    chosen = min((row for row in trials_of(sweep_dir) if row["status"] == "completed"),
+                 key=lambda row: float(row["val_loss"]))
+    hint = line_with(" ".join(stdout.split()).split("sweep directory"), "--seeds 5")
+    config = Path(re.search(r"dlcli sweep (\S+) --seeds 5", hint).group(1))
+    assert config == sweep_dir / chosen["run_id"] / "config.yaml" and config.is_file()
+    lines = succeeded(invoke("sweep", config, "--seeds", "2", "--out", tmp_path / "again")).splitlines()
+    line_with(lines, "2 runs: 2 completed")
+
+
 def test_the_dry_run_says_how_many_epochs_halving_trains_and_the_search_trains_them(halving, tmp_path):
     sweep_dir, stdout = halving
     options = [write_yaml(tmp_path, searchable()), "--method", "random", "--trials", "9", *LR_SPACE, "--prune", "asha",
