@@ -11,6 +11,8 @@ from dlcli.report import html_charts as charts
 from dlcli.report.html_page import Section, cell_sort_key, note_html, table_html
 from dlcli.report.text import number_text, short_names, value_text
 
+RESULT_HEADERS = {"epochs_run": "epochs"}
+
 
 def search_header(view: SearchView) -> str:
     """What was searched, and the choice: its validation metric, and its test error apart."""
@@ -38,25 +40,27 @@ def trials_payload(view: SearchView) -> dict[str, Any]:
     pruned ones styled apart."""
     keys = list(view.settings.get("space") or {})
     names = short_names(keys)
-    results = [view.metric, "test_error", "epochs_run", "status", "best_so_far", "run_id"]
-    columns = [{"name": "trial", "kind": "number"}] + [{"name": names[key], "kind": "text"} for key in keys]
-    columns += [{"name": name.replace("_run", ""), "kind": "text" if name in ("status", "run_id") else "number"}
-                for name in results]
+    results = {view.metric: "number", "test_error": "number", "epochs_run": "count", "status": "text",
+               "best_so_far": "number", "run_id": "text"}  # runs.csv's column: how its cells read
+    columns = [{"name": "trial", "kind": "number"}, *({"name": names[key], "kind": "text"} for key in keys),
+               *({"name": RESULT_HEADERS.get(name, name), "kind": "text" if kind == "text" else "number"}
+                 for name, kind in results.items())]
     rows = []
     for _, row in view.table.iterrows():
-        cells = [("★ " if row["best"] else "") + str(int(row["trial"]))]
-        cells += [value_text(row[key]) for key in keys]
-        cells += [_result_text(row[name], name) for name in results]
+        cells = [("★ " if row["best"] else "") + str(int(row["trial"])), *(value_text(row[key]) for key in keys),
+                 *(_result_text(row[name], kind) for name, kind in results.items())]
         rows.append({"cells": cells, "sort": [cell_sort_key(row[name]) for name in ["trial", *keys, *results]],
                      "failed": row["status"] not in SUCCEEDED, "className": _style(row),
                      "search": " ".join(f"{column['name']}={cell}" for column, cell in zip(columns, cells)).lower()})
     return {"columns": columns, "rows": rows}
 
 
-def _result_text(value: Any, name: str) -> str:
-    if name == "epochs_run":
+def _result_text(value: Any, kind: str) -> str:
+    if kind == "text":
+        return str(value)
+    if kind == "count":
         return "" if value != value else str(int(value))
-    return str(value) if name in ("status", "run_id") else number_text(value)
+    return number_text(value)
 
 
 def _style(row: Any) -> str:
