@@ -151,19 +151,21 @@ def sort_runs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def pivot(frame: pd.DataFrame, row_key: str, column_key: str, value: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A grid of the mean `value` (rows × columns), and a grid of True where any run did not complete."""
+    """A grid of the mean `value` (rows × columns), and a grid of how the cell's runs that did not
+    complete ended (`diverged`, `interrupted, pruned`; "" where every run completed)."""
     check_columns(frame, [row_key, column_key, value], "--pivot")
-    cells = frame.assign(_failed=~frame["status"].isin(SUCCEEDED),
+    cells = frame.assign(_ended=frame["status"].where(~frame["status"].isin(SUCCEEDED), ""),
                          _value=pd.to_numeric(frame[value], errors="coerce"),
                          _row=frame[row_key].map(group_value), _column=frame[column_key].map(group_value))
     table = cells.pivot_table(index="_row", columns="_column", values="_value", aggfunc="mean", dropna=False)
-    failed = cells.pivot_table(index="_row", columns="_column", values="_failed", aggfunc="any", dropna=False)
+    ended = cells.pivot_table(index="_row", columns="_column", values="_ended", dropna=False,
+                              aggfunc=lambda statuses: ", ".join(sorted(set(statuses) - {""})))
     row_order = sorted(table.index, key=sort_key)
     column_order = sorted(table.columns, key=sort_key)
     table = table.reindex(index=row_order, columns=column_order)
-    failed = failed.reindex(index=row_order, columns=column_order).fillna(False).astype(bool)
+    ended = ended.reindex(index=row_order, columns=column_order).fillna("")
     table.index.name, table.columns.name = row_key, column_key
-    return table, failed
+    return table, ended
 
 
 def read_curves(frame: pd.DataFrame, file: str = layout.METRICS) -> pd.DataFrame:

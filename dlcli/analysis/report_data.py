@@ -66,7 +66,7 @@ class AgainstKey:
 class Heatmap:
     value: str
     table: pd.DataFrame  # rows × columns of mean values
-    failed: pd.DataFrame  # True where any run did not complete
+    ended: pd.DataFrame  # how a cell's runs that did not complete ended; "" where all completed
 
 
 @dataclass
@@ -131,8 +131,7 @@ def report_data(paths: list[str | Path], where: list[str] | None = None, by: lis
     if search is None:  # a search's trials are read on validation, and its sampled points make no grid
         data.against = against_key(frame, by)
         if len(swept) >= 2:
-            table_2d, failed = runs.pivot(frame, swept[0], swept[1], "test_error")
-            data.heatmap = Heatmap("test_error", table_2d, failed)
+            data.heatmap = Heatmap("test_error", *runs.pivot(frame, swept[0], swept[1], "test_error"))
         data.parallel = parallel(frame, swept)
     data.curves = learning_curves(frame, table, keys, grouped)
     data.updates = update_curves(frame, [run_id for curve in data.curves for run_id in curve.run_ids])

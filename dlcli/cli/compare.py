@@ -102,9 +102,10 @@ def _compare_pivot(frame, pivot: str, value: str, fmt: str, plot) -> None:
     keys = _split(pivot) or []
     if len(keys) != 2:
         raise UserError(f"--pivot {pivot}: expected ROW_KEY,COLUMN_KEY, e.g. optim.batch_size,optim.lr")
-    table, failed = pivot_table(frame, keys[0], keys[1], value)
+    table, ended = pivot_table(frame, keys[0], keys[1], value)
+    failed = ended != ""
     if fmt != "table":
-        flat = table.astype(object).where(~failed, "diverged").reset_index()
+        flat = table.astype(object).where(~failed, ended).reset_index()
         flat.columns = [str(column) for column in flat.columns]
         show.print_formatted(flat, fmt)
     else:

@@ -84,10 +84,11 @@ def _band(figure: go.Figure, x: list[float], mean: list, std: list, line_colour:
 
 def heatmap_figure(data: Heatmap) -> go.Figure:
     """Mean test error over two swept keys (averaged over the rest), failed cells marked, the best starred."""
-    table, failed = data.table, data.failed
+    table, ended = data.table, data.ended
+    failed = ended != ""
     shown = table.where(~failed)
     best = shown.stack().idxmin() if shown.stack().size else None
-    text = [["diverged" if failed.loc[row, column] else
+    text = [[ended.loc[row, column] if failed.loc[row, column] else
              ("" if table.loc[row, column] != table.loc[row, column] else
               number_text(table.loc[row, column]) + (" ★" if (row, column) == best else ""))
              for column in table.columns] for row in table.index]

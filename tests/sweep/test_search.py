@@ -2,6 +2,7 @@
 validation split only, stacked trials equal to one-by-one trials, resuming after kill -9, compare."""
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -31,6 +32,13 @@ def searchable(name: str = "tiny", epochs: int = 9, **train) -> dict:
     config["data"]["n_train"] = 200
     config["train"] = {"epochs": epochs, "val_fraction": 0.25, **train}
     return config
+
+
+def page_figure(page: Path, element: str) -> dict:
+    """One chart's plotly JSON from a report page."""
+    found = re.search(rf'<script type="application/json" id="{element}"[^>]*>(.*?)</script>',
+                      page.read_text(encoding="utf-8"), flags=re.S)
+    return json.loads(found.group(1))
 
 
 def trials_of(sweep_dir: Path) -> list[dict[str, str]]:
@@ -114,6 +122,26 @@ def test_the_result_points_to_the_chosen_trials_config_to_train_it_over_seeds(ha
     assert config == sweep_dir / chosen["run_id"] / "config.yaml" and config.is_file()
     lines = succeeded(invoke("sweep", config, "--seeds", "2", "--out", tmp_path / "again")).splitlines()
     line_with(lines, "2 runs: 2 completed")
+
+
+def test_a_pivot_over_trials_says_how_the_runs_that_did_not_complete_ended(tmp_path):
+    """Pruned trials are not diverged ones: the pivot's csv and the report's heatmap name the status."""
+    import pandas as pd
+
+    out = tmp_path / "out"
+    succeeded(invoke("sweep", write_yaml(tmp_path, searchable(epochs=3)), "--method", "random", "--trials", "12",
+                     "--grid", "optim.lr=choice(0.001,0.05,0.3)", "--grid", "model.hidden=choice([4],[16])",
+                     "--prune", "asha", "--out", out))
+    rows = trials_of(out / "tiny")
+    assert {row["status"] for row in rows} == {"completed", "pruned"}  # the premise
+    table = pd.read_csv(io.StringIO(succeeded(invoke("compare", out / "tiny", "--pivot", "optim.lr,model.hidden",
+                                                     "--format", "csv"))))
+    cells = {str(value) for column in table.columns[1:] for value in table[column]}
+    assert "pruned" in cells and "diverged" not in cells
+    succeeded(invoke("report", out, "-o", tmp_path / "all.html"))  # the root: a grid's page, with its heatmap
+    heatmap = page_figure(tmp_path / "all.html", "figure-heatmap")["data"][0]
+    labels = {text for row in heatmap["text"] for text in row}
+    assert "pruned" in labels and "diverged" not in labels
 
 
 def test_the_dry_run_says_how_many_epochs_halving_trains_and_the_search_trains_them(halving, tmp_path):
