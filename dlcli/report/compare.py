@@ -69,12 +69,12 @@ def print_pivot(table, failed, value: str) -> None:
     heat = (low, high, best)
     rows, columns = table.index.name, table.columns.name
     turned = f"{value} by {columns} (rows) × {rows} (columns), turned to fit the terminal; ★ best, bold: best in " \
-             "its column, ✗ diverged or failed"
+             "its column, ✗ a run diverged, failed or was stopped"
     forms = [(lambda digits=digits, turn=turn: _pivot(table, failed, heat, digits, turn), turned if turn else None)
              for digits, turn in ((6, False), (3, False), (3, True))]
     view, note = fitted(forms)
     console.print(note or f"{value} by {rows} (rows) × {columns} (columns); ★ best, bold: best in its row, "
-                          "✗ diverged or failed")
+                          "✗ a run diverged, failed or was stopped")
     console.print(view)
 
 
