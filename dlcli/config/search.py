@@ -108,6 +108,9 @@ def load_search(config_path: str | Path, grid: list[str] = (), overrides: list[s
             space[key] = axis_distribution(key, values)
         except UserError as error:
             problems += error.problems
+    if settings.prune == "asha" and "train.epochs" in space:
+        problems.append("train.epochs: successive halving spends epochs as its budget, so a search with it cannot "
+                        "sample them; search them with --prune none")
     if problems:
         raise UserError(problems)
     search = Search(config_path, space, settings, list(overrides))

@@ -98,8 +98,9 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
         finally:
             journal.flush()
     epochs = _epochs(rows)
+    full = {row["run_id"]: row.get("train.epochs", search.probes[0].train.epochs) for row in rows}
     return SearchResult(sweep_dir, rows, skipped, settings.metric, best_trial(rows, settings.metric), epochs,
-                        len({row["run_id"] for row in rows}) * search.probes[0].train.epochs)
+                        int(sum(full.values())))
 
 
 def _pool(search: Search, workers: int, backend: str, address: str | None, gpus: float | None,

@@ -88,6 +88,20 @@ def test_halving_with_no_rung_before_the_last_epoch_says_so_and_trains_every_tri
     assert "no rung" not in stdout  # with --min-epochs 1 halving has its rung at epoch 1
 
 
+def test_epochs_are_searched_without_halving_which_spends_them(tmp_path):
+    config = write_yaml(tmp_path, searchable())
+    out = tmp_path / "out"
+    options = ["--method", "random", "--trials", "4", "--grid", "train.epochs=choice(1,3)", "--out", out]
+    lines = user_error(invoke("sweep", config, *options, "--prune", "asha"), out)
+    assert len(lines) == 1, lines
+    line_with(lines, "train.epochs", "successive halving", "--prune none")
+    stdout = succeeded(invoke("sweep", config, *options))
+    rows = read_csv_rows(out / "tiny" / "runs.csv")[1]
+    total = sum(int(row["train.epochs"]) for row in {row["run_id"]: row for row in rows}.values())
+    assert {row["train.epochs"] for row in rows} == {"1", "3"}  # the premise: both were sampled
+    line_with(stdout.splitlines(), f"epochs trained: {total} of {total} without pruning")
+
+
 def test_the_yaml_sweep_section_holds_the_space_and_the_settings(tmp_path):
     config = searchable()
     config["sweep"] = {"grid": {"optim.lr": "loguniform(1e-3, 1)", "model.hidden": [[4], [8, 8]]},
