@@ -81,3 +81,20 @@ def read_search(path: str | Path, where: list[str]) -> SearchView:
     table, chosen, settings = search_table(path)
     epochs = int(table["epochs_total"].iloc[-1]) if len(table) else 0
     return SearchView(Path(path), keep_where(table, where), chosen, settings, len(table), epochs)
+
+
+def searches_table(paths: list[str | Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Several searches side by side: a row each (method, sampler seed, trials, epochs trained, the
+    chosen trial, its validation metric, its test error), and each one's trials (`search_table`) by
+    the path as given, for their best-so-far curves."""
+    rows, tables = [], {}
+    for path in paths:
+        table, chosen, settings = search_table(path)
+        metric = settings.get("metric", "val_error")
+        tables[str(path)] = table
+        rows.append({"search": str(path), "method": settings.get("method"), "sampler_seed": settings.get("seed"),
+                     "trials": len(table), "epochs": int(table["epochs_total"].iloc[-1]) if len(table) else 0,
+                     "chosen_on": metric, "chosen": None if chosen is None else int(chosen["trial"]),
+                     "chosen_value": None if chosen is None else chosen[metric],
+                     "test_error": None if chosen is None else chosen["test_error"]})
+    return pd.DataFrame(rows), tables

@@ -16,7 +16,8 @@ FORMATS = ("table", "csv", "markdown", "json")
 @user_errors_exit_2
 def compare(
     paths: List[Path] = typer.Argument(..., help="Runs, sweep directories or results roots; a search folder alone "
-                                  "shows its trials, the chosen one and the best so far.", show_default=False),
+                                  "shows its trials, the chosen one and the best so far; several search folders, "
+                                  "each one's choice and their best so far side by side.", show_default=False),
     sort: Optional[str] = typer.Option(None, "--sort", help="Sort column; -COLUMN for descending. Default: "
                                        "test_error; a search's trials in trial order.", show_default=False),
     where: Optional[List[str]] = typer.Option(None, "--where", help="Keep runs where COLUMN OP VALUE holds, "
@@ -54,8 +55,11 @@ def compare(
     check_plot_path(plot)
     if x not in ("epoch", "step", "seconds"):
         raise UserError(f"--x: unknown axis {x!r} (allowed: epoch, step, seconds)")
-    if len(paths) == 1 and pivot is None and not curves and patience is None and _is_search(paths[0]):
-        _compare_search(paths[0], list(where or []), sort, fmt, plot)  # its trials, the chosen one, best so far
+    if pivot is None and not curves and patience is None and all(map(_is_search, paths)):
+        if len(paths) > 1:
+            _compare_searches(paths, fmt, plot)  # a row each: its choice; their best so far overlaid
+        else:
+            _compare_search(paths[0], list(where or []), sort, fmt, plot)  # its trials, the chosen one, best so far
         return
     frame = keep_where(load_runs(paths), list(where or []))
     if frame.empty:
@@ -205,6 +209,23 @@ def _compare_search(path: Path, where: list[str], sort: str | None, fmt: str, pl
         from dlcli.report.figures import plot_best_so_far
 
         plot_best_so_far(table, settings.get("metric", "val_error"), plot)
+        show.print_wrote(plot)
+
+
+def _compare_searches(paths: list[Path], fmt: str, plot) -> None:
+    from dlcli.analysis.search import searches_table
+    from dlcli.report import compare as show
+    from dlcli.report.search import print_searches
+
+    table, trials = searches_table(paths)
+    if fmt != "table":
+        show.print_formatted(table, fmt)
+    else:
+        print_searches(table)
+    if plot is not None:
+        from dlcli.report.figures import plot_searches
+
+        plot_searches(trials, dict(zip(table["search"], table["chosen_on"])), plot)
         show.print_wrote(plot)
 
 

@@ -192,6 +192,26 @@ def plot_bias_variance(rows: list[dict[str, Any]], keys: list[str], path: Path) 
     _save(figure, path)
 
 
+def plot_searches(tables: dict[str, pd.DataFrame], metrics: dict[str, str], path: Path) -> None:
+    """Several searches' best validation metric so far, against trials and against the epochs trained,
+    a colour each; each one's chosen trial starred."""
+    plt = _pyplot()
+    figure, panels = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    for index, (label, table) in enumerate(tables.items()):
+        colour, metric = f"C{index % 10}", metrics[label]
+        chosen = table["best"]
+        for axes, x in ((panels[0], table["trial"] + 1), (panels[1], table["epochs_total"])):
+            axes.step(x, table["best_so_far"], where="post", color=colour, label=f"{label} ({metric})")
+            axes.plot(x[chosen], table.loc[chosen, metric], "*", color=colour, markersize=12)
+    panels[0].set_xlabel("trials")
+    panels[1].set_xlabel("epochs trained (all trials)")
+    panels[0].set_ylabel("best validation metric so far")
+    panels[0].set_title("against trials (★ the chosen trial)")
+    panels[1].set_title("against epochs trained")
+    panels[0].legend(fontsize=7)
+    _save(figure, path)
+
+
 def plot_best_so_far(table: pd.DataFrame, metric: str, path: Path) -> None:
     """A search's best validation metric so far, against trials and against the epochs trained so far
     (what pruning saves); each trial's own metric as a dot, pruned trials grey, the chosen one starred."""

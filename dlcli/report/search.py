@@ -121,3 +121,20 @@ def _search_cells(row, keys: list[str], metric: str) -> Cells:
     style = "bold green" if row["best"] else (None if row["status"] in SUCCEEDED else
                                               "dim" if row["status"] == Status.PRUNED else "red")
     return ("★ " if row["best"] else "") + str(int(row["trial"])), values, results, style
+
+
+def print_searches(table) -> None:
+    """Several searches, a row each: how each sampled, what it trained, and its choice (on validation)
+    with the chosen trial's test error beside it."""
+    def make() -> Table:
+        view = Table(title="searches: each one's choice, made on validation", title_justify="left")
+        view.add_column("search", max_width=40)
+        for header in ("method", "seed", "trials", "epochs", "chosen", "on", "value", "test error"):
+            view.add_column(header, justify="left" if header in ("method", "on") else "right", no_wrap=True)
+        for _, row in table.iterrows():
+            chosen = row["chosen"] == row["chosen"] and row["chosen"] is not None
+            view.add_row(str(row["search"]), str(row["method"]), str(row["sampler_seed"]), str(row["trials"]),
+                         str(row["epochs"]), f"★ {int(row['chosen'])}" if chosen else "-", str(row["chosen_on"]),
+                         number_text(row["chosen_value"]), number_text(row["test_error"]))
+        return view
+    print_fitted([(make, None)])

@@ -124,6 +124,35 @@ def test_the_result_points_to_the_chosen_trials_config_to_train_it_over_seeds(ha
     line_with(lines, "2 runs: 2 completed")
 
 
+def test_compare_on_several_searches_puts_each_ones_choice_side_by_side(tmp_path):
+    """Two sampler seeds of one search: a row each with its chosen trial (on validation) and that
+    trial's test error, as in each one's runs.csv; --plot overlays their best so far."""
+    import pandas as pd
+
+    config = write_yaml(tmp_path, searchable(epochs=3))
+    folders = []
+    for seed in ("0", "1"):
+        out = tmp_path / f"seed{seed}"
+        succeeded(invoke("sweep", config, "--method", "random", "--trials", "6", "--seed", seed, *LR_SPACE,
+                         "--prune", "asha", "--out", out))
+        folders.append(out / "tiny")
+    table = pd.read_csv(io.StringIO(succeeded(invoke("compare", *folders, "--format", "csv"))))
+    assert table["search"].tolist() == [str(folder) for folder in folders]
+    assert table["sampler_seed"].tolist() == [0, 1] and table["trials"].tolist() == [6, 6]
+    for folder, (_, row) in zip(folders, table.iterrows()):
+        done = [trial for trial in trials_of(folder) if trial["status"] == "completed"]
+        chosen = min(done, key=lambda trial: (float(trial["val_error"]), int(trial["trial"])))
+        assert row["chosen"] == int(chosen["trial"]) and row["chosen_on"] == "val_error"
+        assert row["chosen_value"] == pytest.approx(float(chosen["val_error"]))
+        assert row["test_error"] == pytest.approx(float(chosen["test_error"]))
+        assert row["epochs"] == sum(int(trial["epochs_run"]) for trial in trials_of(folder))
+    figure = tmp_path / "searches.png"
+    lines = succeeded(invoke("compare", *folders, "--plot", figure)).splitlines()
+    for row in table.itertuples():
+        line_with(lines, f"★ {row.chosen}", f"{row.test_error:.4f}")
+    assert figure.stat().st_size > 10_000
+
+
 def test_a_pivot_over_trials_says_how_the_runs_that_did_not_complete_ended(tmp_path):
     """Pruned trials are not diverged ones: the pivot's csv and the report's heatmap name the status."""
     import pandas as pd
