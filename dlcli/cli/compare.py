@@ -55,11 +55,12 @@ def compare(
     check_plot_path(plot)
     if x not in ("epoch", "step", "seconds"):
         raise UserError(f"--x: unknown axis {x!r} (allowed: epoch, step, seconds)")
-    if pivot is None and not curves and patience is None and all(map(_is_search, paths)):
-        if len(paths) > 1:
-            _compare_searches(paths, fmt, plot)  # a row each: its choice; their best so far overlaid
-        else:
-            _compare_search(paths[0], list(where or []), sort, fmt, plot)  # its trials, the chosen one, best so far
+    searches = pivot is None and not curves and patience is None and all(map(_is_search, paths))
+    if searches and len(paths) == 1:
+        _compare_search(paths[0], list(where or []), sort, fmt, plot)  # its trials, the chosen one, best so far
+        return
+    if searches and not where and sort is None:  # several: a row each, its choice; their best so far overlaid
+        _compare_searches(paths, fmt, plot)
         return
     frame = keep_where(load_runs(paths), list(where or []))
     if frame.empty:
