@@ -79,8 +79,12 @@ class SearchView:
 
 def read_search(path: str | Path, where: list[str]) -> SearchView:
     table, chosen, settings = search_table(path)
-    epochs = int(table["epochs_total"].iloc[-1]) if len(table) else 0
-    return SearchView(Path(path), keep_where(table, where), chosen, settings, len(table), epochs)
+    return SearchView(Path(path), keep_where(table, where), chosen, settings, len(table), epochs_trained(table))
+
+
+def epochs_trained(table: pd.DataFrame) -> int:
+    """What a search's trials trained in all (`search_table`'s running total, at its last trial)."""
+    return int(table["epochs_total"].iloc[-1]) if len(table) else 0
 
 
 def searches_table(paths: list[str | Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
@@ -93,7 +97,7 @@ def searches_table(paths: list[str | Path]) -> tuple[pd.DataFrame, dict[str, pd.
         metric = settings.get("metric", "val_error")
         tables[str(path)] = table
         rows.append({"search": str(path), "method": settings.get("method"), "sampler_seed": settings.get("seed"),
-                     "trials": len(table), "epochs": int(table["epochs_total"].iloc[-1]) if len(table) else 0,
+                     "trials": len(table), "epochs": epochs_trained(table),
                      "chosen_on": metric, "chosen": None if chosen is None else int(chosen["trial"]),
                      "chosen_value": None if chosen is None else chosen[metric],
                      "test_error": None if chosen is None else chosen["test_error"]})

@@ -192,7 +192,7 @@ def _compare_search(path: Path, where: list[str], sort: str | None, fmt: str, pl
     """The search's trials (those `where` keeps, in trial order or by `sort`); the best so far is the
     whole search's, and so is the figure."""
     from dlcli.analysis.compare import sort_runs, where as keep_where
-    from dlcli.analysis.search import search_table
+    from dlcli.analysis.search import epochs_trained, search_table
     from dlcli.report import compare as show
     from dlcli.report.search import print_search_table
 
@@ -204,8 +204,7 @@ def _compare_search(path: Path, where: list[str], sort: str | None, fmt: str, pl
     if fmt != "table":
         show.print_formatted(shown, fmt)
     else:
-        epochs = int(table["epochs_total"].iloc[-1]) if len(table) else 0
-        print_search_table(shown, chosen, settings, len(table), epochs)
+        print_search_table(shown, chosen, settings, len(table), epochs_trained(table))
     if plot is not None:
         from dlcli.report.figures import plot_best_so_far
 
