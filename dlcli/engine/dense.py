@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from dlcli.config.schema import Experiment
 from dlcli.engine.per_model import per_model
 from dlcli.engine.stack import UPDATES, ModelStack
-from dlcli.engine.stacked_layers import dropout_multiplier, is_narrow, linear_outputs, weight_gradient
+from dlcli.engine.stacked_layers import dropout_multiplier
 
 aten = torch.ops.aten
 Backward = Callable[[Tensor], Tensor]  # the gradient at a layer's output → the one at its input
@@ -149,7 +149,7 @@ def dense_form(layer: nn.Module, prefix: str, input_grad: bool, after_linear: bo
     backward returns the gradient at the layer's input (not for the first linear layer's);
     `after_linear`: whether its input is a linear layer's output, which an activation may overwrite."""
     if isinstance(layer, nn.Linear):
-        return _linear(prefix, input_grad, is_narrow(layer))
+        return _linear(prefix, input_grad)
     if isinstance(layer, nn.Flatten):
         def flatten(stack: DenseStack, a: Tensor) -> tuple[Tensor, Backward]:
             return a.flatten(layer.start_dim + 1, layer.end_dim), lambda grad: grad.reshape(a.shape)
@@ -174,22 +174,19 @@ def dense_form(layer: nn.Module, prefix: str, input_grad: bool, after_linear: bo
     return activation
 
 
-def _linear(prefix: str, input_grad: bool, narrow: bool) -> Callable:
-    """a·Wᵀ + b, and in the backward W's gradient (`weight_gradient`, in the layout the stack stores W in)
-    into its row of the buffer, g summed over the batch into the bias's, g·W: the products of
-    dlcli.engine.stacked_layers.StackedLinear."""
+def _linear(prefix: str, input_grad: bool) -> Callable:
+    """a·Wᵀ + b, and in the backward aᵀ·g into the weight's gradient (stored as [M, in, out], as
+    dlcli.engine.stacked_layers.StackedLinear makes it), g summed over the batch into the bias's, g·W."""
     def linear(stack: DenseStack, a: Tensor) -> tuple[Tensor, Backward]:
         weight, bias = stack.state.params[prefix + "weight"], stack.state.params[prefix + "bias"]
 
         def backward(grad: Tensor) -> Tensor:
-            into = stack.grad_views[prefix + "weight"]
-            if len(into) == 1:  # a model alone: its row of the buffer is contiguous, and bmm writes there
-                weight_gradient(a, grad, narrow, out=into)
-            else:  # a new tensor, copied: bmm into the rows' strided view may sum in another order
-                into.copy_(weight_gradient(a, grad, narrow))
+            # Into a new tensor, then copied: bmm into the buffer's strided view may take another
+            # kernel, which sums in another order for some shapes.
+            stack.grad_views[prefix + "weight"].transpose(1, 2).copy_(torch.bmm(a.transpose(1, 2), grad))
             torch.sum(grad, 1, out=stack.grad_views[prefix + "bias"])
             return torch.bmm(grad, weight) if input_grad else grad
-        return linear_outputs(a, weight, bias, narrow), backward
+        return torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2)), backward
     return linear
 
 

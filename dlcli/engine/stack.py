@@ -26,8 +26,8 @@ from torch.func import stack_module_state
 from dlcli.config.schema import Experiment
 from dlcli.engine.interface import EVAL_BATCH
 from dlcli.engine.per_model import ModelsPart, PerModel, per_model
-from dlcli.engine.stacked_layers import (dropout_thresholds, evaluation_chunk, is_narrow, models_per_pass, run,
-                                         sample_numbers, stacked_forms)
+from dlcli.engine.stacked_layers import (dropout_thresholds, evaluation_chunk, models_per_pass, run, sample_numbers,
+                                         stacked_forms)
 
 DROPOUT_STREAM = 2  # seed offset of the dropout masks' generator (augmentation uses + 1)
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which the plain path uses
@@ -45,8 +45,7 @@ class ModelStack:
         self.layers = stacked_forms(template)
         self.sample_numbers = sample_numbers(template)  # None: no convolutions
         params, buffers = stack_module_state(models)  # copies: leaves that require grad
-        self.transposed = {f"{name}.weight" for name, layer in template.named_modules()
-                           if isinstance(layer, nn.Linear) and not is_narrow(layer)}
+        self.transposed = {f"{name}.weight" for name, layer in template.named_modules() if isinstance(layer, nn.Linear)}
         params = {name: self._laid_out(name, value).requires_grad_() for name, value in params.items()}
         device = next(iter(params.values())).device
         hyper = {name: torch.tensor([read(e) for e in experiments], dtype=torch.float64) for name, read in HYPER.items()}
@@ -148,10 +147,9 @@ class ModelStack:
 
     def _laid_out(self, name: str, value: Tensor) -> Tensor:
         """A linear layer's weights [M, out, in] stored as their transpose [M, in, out] (viewed back): the
-        layout of its gradient aᵀ·g (dlcli.engine.stacked_layers.weight_gradient), so that the optimizer's
+        layout of its gradient aᵀ·g (dlcli.engine.stacked_layers.StackedLinear), so that the optimizer's
         passes read parameter, gradient and slots alike; mixed layouts made each pass several times
-        slower on a CPU. Any other tensor as it is, a narrow linear layer's weights included (their
-        gradient is gᵀ·a, laid out as they are)."""
+        slower on a CPU. Any other tensor as it is."""
         if name not in self.transposed:
             return value.detach()
         return value.detach().transpose(1, 2).contiguous().transpose(1, 2)

@@ -31,10 +31,6 @@ Form = Callable[[Stacked, Tensor], Tensor]  # a layer's stacked form: (the stack
 # cache): past it every layer streams its tensors through memory. 16 CNNs of width 8 on 3×32×32
 # images stacked whole ran 2.4× slower than one by one; in passes of this size, as fast (benchmarks.md).
 CPU_PASS_NUMBERS = 2 ** 20
-# A linear layer with at most this many outputs (a read-out: 10 classes, 1 value) is computed transposed
-# (`is_narrow`): on a CPU the BLAS runs a product with so narrow a result (a batch of 64 × 10 outputs)
-# at a fraction of its speed, and its transpose (10 × 64) 3–4× faster (benchmarks.md (s3)).
-NARROW_OUTPUTS = 16
 
 GROUPED = (nn.Conv1d, nn.Conv2d, nn.BatchNorm2d, nn.GroupNorm, Residual)  # run on [B, M·C, *spatial]
 POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool1d,
@@ -114,9 +110,8 @@ def stacked_layer(layer: nn.Module, prefix: str, grouped: bool) -> Form:
     if isinstance(layer, nn.Unflatten):
         return lambda stack, a: a.unflatten(layer.dim + 1, layer.unflattened_size)
     if isinstance(layer, nn.Linear):
-        narrow = is_narrow(layer)
         return lambda stack, a: StackedLinear.apply(a, stack.state.params[prefix + "weight"],
-                                                    stack.state.params[prefix + "bias"], narrow)
+                                                    stack.state.params[prefix + "bias"])
     if isinstance(layer, (*ACTIVATIONS.values(), *POOLS)):
         return lambda stack, a: layer(a)  # elementwise, or channel by channel: the same on any layout
     if isinstance(layer, nn.Dropout):
@@ -140,51 +135,25 @@ def stacked_layer(layer: nn.Module, prefix: str, grouped: bool) -> Form:
 
 
 class StackedLinear(torch.autograd.Function):
-    """a·Wᵀ + b for M models at once (a [M, B, in], W [M, out, in], b [M, out]), with the products of
-    `linear_outputs` and `weight_gradient`, and less of autograd's per-call overhead than its own
-    formulas. `narrow`: whether the layer is computed transposed (`is_narrow`)."""
+    """a·Wᵀ + b for M models at once (a [M, B, in], W [M, out, in], b [M, out]), with autograd's
+    products for the gradients (aᵀ·g for Wᵀ: the same numbers with any CPU thread count, where gᵀ·a is
+    not) but less of its per-call overhead. W's gradient comes as aᵀ·g, viewed as [M, out, in]: the
+    layout a stack stores its linear weights in (ModelStack._laid_out), so the optimizer's passes read
+    parameter and gradient alike."""
 
     @staticmethod
-    def forward(ctx, a: Tensor, weight: Tensor, bias: Tensor, narrow: bool) -> Tensor:
+    def forward(ctx, a: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         # This form, not a separate setup_context: that one cost 25 µs more a call (a 64-wide layer's matmul: 50).
         ctx.save_for_backward(a, weight)
-        ctx.narrow = narrow
-        return linear_outputs(a, weight, bias, narrow)
+        return torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2))
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple:
         a, weight = ctx.saved_tensors
         wanted = ctx.needs_input_grad
         return (torch.bmm(grad, weight) if wanted[0] else None,
-                weight_gradient(a, grad, ctx.narrow) if wanted[1] else None,
-                grad.sum(1) if wanted[2] else None, None)
-
-
-def is_narrow(layer: nn.Linear) -> bool:
-    """Whether a linear layer is computed transposed: W·aᵀ + b, viewed back as [M, B, out], with its
-    weights stored as they are, [M, out, in]. The others' weights are stored as their transpose
-    [M, in, out] (ModelStack._laid_out). Decided by the layer's shape alone: a model computes the same
-    numbers alone and in a stack of any size."""
-    return layer.out_features <= NARROW_OUTPUTS
-
-
-def linear_outputs(a: Tensor, weight: Tensor, bias: Tensor, narrow: bool) -> Tensor:
-    """a·Wᵀ + b [M, B, out]; for a narrow layer computed as (W·aᵀ + b)ᵀ, from W contiguous: the BLAS
-    sums in another order for some shapes when W's models lie apart (a DenseStack's rows of its buffer)."""
-    if narrow:
-        return torch.baddbmm(bias.unsqueeze(2), weight.contiguous(), a.transpose(1, 2)).transpose(1, 2)
-    return torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2))
-
-
-def weight_gradient(a: Tensor, grad: Tensor, narrow: bool, out: Tensor | None = None) -> Tensor:
-    """The gradient at W [M, out, in] from the one at the outputs, in the layout the stack stores W in:
-    aᵀ·g viewed as [M, out, in] (the same numbers with any CPU thread count, where gᵀ·a is not for
-    these shapes), or for a narrow layer gᵀ·a (with any thread count too, for a stack of several; a
-    model alone runs on one thread: ModelStack.single_threaded). `out`: a tensor of that layout to
-    write it into."""
-    if narrow:
-        return torch.bmm(grad.transpose(1, 2), a, out=out)
-    return torch.bmm(a.transpose(1, 2), grad, out=None if out is None else out.transpose(1, 2)).transpose(1, 2)
+                torch.bmm(a.transpose(1, 2), grad).transpose(1, 2) if wanted[1] else None,
+                grad.sum(1) if wanted[2] else None)
 
 
 def _convolution(layer: nn.Conv1d | nn.Conv2d, prefix: str) -> Form:

@@ -23,7 +23,7 @@ GAUSSIANS = {"name": "gaussians", "n_train": 90, "n_test": 30,
              "params": {"classes": 3, "dim": 4, "separation": 2.0, "sigma": 1.0}}
 CASES = {
     "cross-entropy, relu, dropout, sgd with momentum and decay": (
-        {"loss": "cross_entropy", "model": {"name": "mlp", "hidden": [24, 12], "dropout": 0.3}},  # a wide layer, a narrow one
+        {"loss": "cross_entropy", "model": {"name": "mlp", "hidden": [12, 12], "dropout": 0.3}},
         {"optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 16},
          "regularization": {"weight_decay": 0.01}}),
     "mse, tanh, adam": (

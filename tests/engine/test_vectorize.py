@@ -71,7 +71,7 @@ def both_ways(config: Path, tmp_path: Path, *grid: str) -> tuple[Path, Path, str
     return tmp_path / "alone" / "tiny", tmp_path / "stacked" / "tiny", stacked_output
 
 
-MLP = {"name": "mlp", "hidden": [32, 16]}  # a wide layer and a narrow one (dlcli.engine.stacked_layers.is_narrow)
+MLP = {"name": "mlp", "hidden": [16, 16]}
 KNOBS = {  # each knob a stack holds per model: the grid that varies it, and the sections it needs
     "seed": (["--seeds", "3"], {}),
     "lr": (["--grid", "optim.lr=0.02,0.1,0.3"], {}),
