@@ -1,10 +1,11 @@
-"""Benchmark: a stack's linear layer with few outputs (a read-out: 10 classes) computed as a·Wᵀ + b
-against its transpose W·aᵀ + b (dlcli.engine.stacked_layers.is_narrow), forward and weight gradient.
+"""Benchmark: a stack's linear layer with few outputs (a read-out: 10 classes) computed as dlcli computes
+it, a·Wᵀ + b, against its transpose W·aᵀ + b, forward and weight gradient (tried and dropped: it changes
+the numbers a training gives, so every documented output; benchmarks.md (s3)).
 
 For each shape (models M, batch B, inputs, outputs) on one CPU thread: the forward product and the
-weight's gradient as a stack computes them for a wide layer (a·Wᵀ + b with W stored [M, in, out], aᵀ·g)
-and for a narrow one (W·aᵀ + b with W stored [M, out, in], gᵀ·a); medians of --repeats timings of
---calls calls each, and their ratio. Both forms give each model the numbers it gets alone.
+weight's gradient as a stack computes them (a·Wᵀ + b with W stored [M, in, out], aᵀ·g) and transposed
+(W·aᵀ + b with W stored [M, out, in], gᵀ·a); medians of --repeats timings of
+--calls calls each, and their ratio.
 
 Run: python benchmarks/narrow_layers.py [--repeats 7] [--calls 500]
 """
