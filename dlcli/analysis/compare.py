@@ -26,7 +26,7 @@ from dlcli.layout import SUCCEEDED
 METRICS = ["train_error", "test_error", "gap", "train_loss", "test_loss", "best_epoch"]
 EXTRA_METRICS = ["best_test_error", "epochs_run", "steps", "seconds", "bayes_error", "parameters",
                  "val_loss", "val_error", "weight_norm", "sparsity", "restored_epoch"]
-INFO = ["run_id", "status", "path", "started", "note"]
+INFO = ["run_id", "status", "path", "started", "note", "trial", "chosen"]  # trial, chosen: a search's runs
 OPERATORS = {"==": operator.eq, "=": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le,
              ">": operator.gt, "<": operator.lt}
 

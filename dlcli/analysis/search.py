@@ -82,6 +82,23 @@ def read_search(path: str | Path, where: list[str]) -> SearchView:
     return SearchView(Path(path), keep_where(table, where), chosen, settings, len(table), epochs_trained(table))
 
 
+def with_trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """Runs (`load_runs`) with, for those a search trained, their trial number (`trial`) and whether the
+    search chose them (`chosen`), read from the search folder they lie in; the frame as it is when no
+    run is a search's. A configuration sampled twice is one run: its first trial."""
+    marks: dict[str, tuple[int, bool]] = {}
+    for folder in sorted({Path(path).parent for path in frame.get("path", [])}):
+        if is_search(folder):
+            table, chosen, _ = search_table(folder)
+            for trial, run_id in zip(table["trial"], table["run_id"]):
+                marks.setdefault(str(folder / run_id), (int(trial), chosen is not None and run_id == chosen["run_id"]))
+    if not marks:
+        return frame
+    found = [marks.get(str(Path(path))) for path in frame["path"]]
+    return frame.assign(trial=[mark[0] if mark else None for mark in found],
+                        chosen=[bool(mark and mark[1]) for mark in found])
+
+
 def epochs_trained(table: pd.DataFrame) -> int:
     """What a search's trials trained in all (`search_table`'s running total, at its last trial)."""
     return int(table["epochs_total"].iloc[-1]) if len(table) else 0

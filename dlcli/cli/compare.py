@@ -49,6 +49,7 @@ def compare(
     Example: dlcli compare results/batch_lr_grid --pivot optim.batch_size,optim.lr --plot docs/grid.png
     """
     from dlcli.analysis.compare import load_runs, where as keep_where
+    from dlcli.analysis.search import with_trials
 
     if fmt not in FORMATS:
         raise UserError(f"--format: unknown format {fmt!r} (allowed: {', '.join(FORMATS)})")
@@ -62,7 +63,7 @@ def compare(
     if searches and not where and sort is None:  # several: a row each, its choice; their best so far overlaid
         _compare_searches(paths, fmt, plot)
         return
-    frame = keep_where(load_runs(paths), list(where or []))
+    frame = keep_where(with_trials(load_runs(paths)), list(where or []))  # a search's runs: --where trial==3
     if frame.empty:
         raise UserError("--where: no run matches")
     if patience is not None:

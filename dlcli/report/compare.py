@@ -232,10 +232,23 @@ def print_threshold(frame, keys: list[str]) -> None:
 
 
 def run_labels(frame) -> dict[str, str]:
-    """Each run's label from the keys that differ between runs, in the keys' natural order."""
+    """Each run's label from the keys that differ between runs, in the keys' natural order; a search's
+    trial (`with_trials`) first by its number, ★ on the one the search chose, the trials in their order."""
     varying = varying_keys(frame)[0]
-    ordered = sorted((row for _, row in frame.iterrows()), key=lambda row: [sort_key(row[k]) for k in varying])
-    return {row["run_id"]: label_of(row, varying) for row in ordered}
+    trial = (lambda row: row["trial"]) if "trial" in frame else (lambda row: None)
+    ordered = sorted((row for _, row in frame.iterrows()),
+                     key=lambda row: [sort_key(trial(row)), *[sort_key(row[k]) for k in varying]])
+    return {row["run_id"]: run_label(row, varying) for row in ordered}
+
+
+def run_label(row, varying: list[str]) -> str:
+    """`★ trial 3: lr=0.1` for the trial a search chose (`trial 5: lr=0.2` another), `lr=0.1` for a run of
+    no search; a trial alone (no key differs) is its number, another run its id."""
+    trial = row.get("trial")
+    if trial is None or trial != trial:  # no search's run: None, or NaN beside a search's runs
+        return label_of(row, varying)
+    name = f"{'★ ' if row['chosen'] else ''}trial {int(trial)}"
+    return f"{name}: {label_of(row, varying)}" if varying else name
 
 
 def print_formatted(table, fmt: str) -> None:

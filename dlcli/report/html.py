@@ -17,7 +17,7 @@ from dlcli.layout import SUCCEEDED, atomic_write_text
 from dlcli.report import html_charts as charts
 from dlcli.report.compare import run_labels
 from dlcli.report.html_page import Section, cell_sort_key, note_html, page, table_html
-from dlcli.report.html_search import search_header, search_sections
+from dlcli.report.html_search import search_header, search_sections, trial_names
 from dlcli.report.text import number_text, short_names, value_text
 
 TABLE_METRICS = ["train_error", "test_error", "gap", "train_loss", "test_loss", "best_epoch"]
@@ -66,7 +66,8 @@ def sections(data: ReportData) -> list[Section]:
         bayes = data.against.bayes_error if data.against is not None else None
         found.append(Section("curves", "Learning curves", note_html(
             f"{shown}; seed replicates as their mean; hover for the config"),
-            charts.curves_figure(data.curves, data.keys, bayes, "val" if data.search else "test").to_json()))
+            charts.curves_figure(data.curves, data.keys, bayes, "val" if data.search else "test",
+                                 trial_names(data.search) if data.search else None).to_json()))
     if data.updates:
         found.append(Section("updates", "Loss per update", note_html("steps.csv, thinned to at most 200 points a run"),
                              charts.updates_figure(data.updates, run_labels(data.runs)).to_json()))

@@ -103,13 +103,16 @@ def heatmap_figure(data: Heatmap) -> go.Figure:
     return _layout(figure, title=f"{data.value} (lower is better; ★ best)")
 
 
-def curves_figure(curves: list[Curve], keys: list[str], bayes_error: float | None, held_out: str = "test") -> go.Figure:
+def curves_figure(curves: list[Curve], keys: list[str], bayes_error: float | None, held_out: str = "test",
+                  trials: dict[str, str] | None = None) -> go.Figure:
     """Train (dashed) and held-out (solid: test, or a search's validation split) error and loss per
     epoch, one colour per run or seed group; the hover shows the config; a run that did not complete is
-    dotted."""
+    dotted. `trials`: a search's trial names by run id, which lead the labels."""
     figure = make_subplots(1, 2, subplot_titles=("error", "loss"))
     for index, curve in enumerate(curves):
         label = label_of(curve.config, keys) if keys else ", ".join(curve.run_ids[:1])
+        trial = (trials or {}).get(curve.run_ids[0])
+        label = (f"{trial}: {label}" if keys else trial) if trial else label
         failed = curve.status not in SUCCEEDED
         runs = f"{len(curve.run_ids)} runs" if len(curve.run_ids) > 1 else curve.run_ids[0]
         hover = f"{label}<br>{runs}, {curve.status}".replace("%", "%%")

@@ -25,6 +25,12 @@ def search_header(view: SearchView) -> str:
                      f"{number_text(chosen['test_error'])}, reported once, never used to choose")
 
 
+def trial_names(view: SearchView) -> dict[str, str]:
+    """Each trial's run id → `★ trial 3` (the chosen one) or `trial 5`; a run sampled twice, its first trial."""
+    rows = view.table.sort_values("trial", ascending=False).to_dict("records")
+    return {row["run_id"]: f"{'★ ' if row['best'] else ''}trial {int(row['trial'])}" for row in rows}
+
+
 def search_sections(view: SearchView) -> list[Section]:
     shown = f"{len(view.table)} of {view.trials} trials" if len(view.table) < view.trials else "every trial"
     table = Section("trials", "Trials", note_html(f"{shown}, in trial order; click a header to sort") +

@@ -78,6 +78,9 @@ def test_the_best_so_far_is_the_running_minimum_of_the_completed_trials(search, 
     curves = blocks["figure-curves"]["data"]
     assert "validation (solid)" in blocks["figure-curves"]["layout"]["title"]["text"]
     assert any("val error" in trace["hovertemplate"] for trace in curves)
+    named = {trace["name"].split(":")[0] for trace in curves if trace["showlegend"]}  # a curve by its trial
+    assert {name.lstrip("★ ") for name in named} <= {f"trial {trial}" for trial in runs["trial"]}
+    assert [name for name in named if name.startswith("★")] == [f"★ trial {chosen['trial']}"]
 
 
 def test_where_keeps_some_trials_and_the_header_keeps_the_whole_search(search, tmp_path):

@@ -248,7 +248,8 @@ def test_compare_on_a_search_fits_every_trial_whole_into_the_terminal(tmp_path, 
 
 def test_curves_of_a_search_show_the_validation_error_it_measured_every_epoch(tmp_path, monkeypatch):
     """With `train.eval_splits: val` train and test are measured at the last epoch alone: --curves shows
-    the validation error per epoch, and at 80 columns the long labels wrap while every number stays whole."""
+    the validation error per epoch, and at 80 columns the long labels wrap while every number stays whole.
+    Each curve is labelled by its trial, the chosen one starred, and --where picks trials by number."""
     from dlcli.report.console import console
 
     out = tmp_path / "out"
@@ -260,8 +261,14 @@ def test_curves_of_a_search_show_the_validation_error_it_measured_every_epoch(tm
     line_with(lines, "validation error per epoch")
     header = line_with(lines, "run", "epoch 0", "epoch 6")
     assert len(header.split("epoch")) - 1 > 2  # more epochs than the first and the last
-    finals = [line.split()[-1] for line in lines if line.startswith(" hidden=") or line.startswith("│ hidden=")]
-    assert sorted(finals) == sorted(f"{float(row['val_error']):.4f}" for row in trials_of(out / "tiny"))
+    rows = trials_of(out / "tiny")
+    chosen = min(rows, key=lambda row: float(row["val_error"]))  # every trial trained to the end
+    for row in rows:
+        label = f"{'★ ' if row is chosen else ''}trial {row['trial']}: hidden="
+        assert line_with(lines, label).split()[-1] == f"{float(row['val_error']):.4f}"
+    assert sum("★" in line for line in lines) == 1
+    picked = succeeded(invoke("compare", out / "tiny", "--curves", "--where", f"trial=={chosen['trial']}"))
+    assert f"★ trial {chosen['trial']}" in picked and picked.count("trial ") == 1
     curves = read_curves(load_runs([out / "tiny"]))
     assert measured_splits(curves) == ["val"]  # what --plot draws too
     assert measured_splits(curves.fillna({"train_error": 0.5, "test_error": 0.5})) == ["train", "test"]
