@@ -71,7 +71,8 @@ class Heatmap:
 
 @dataclass
 class Parallel:
-    """Each completed run as a line through the swept keys to its test error."""
+    """Each completed run as a line through the swept keys to its test error (a search's trials: to the
+    metric it chose on), the last dimension."""
 
     dimensions: list[dict[str, Any]]  # label, values, and tickvals/ticktext for a key that is not a number
     left_out: int  # runs that did not complete
@@ -132,7 +133,7 @@ def report_data(paths: list[str | Path], where: list[str] | None = None, by: lis
         data.against = against_key(frame, by)
         if len(swept) >= 2:
             data.heatmap = Heatmap("test_error", *runs.pivot(frame, swept[0], swept[1], "test_error"))
-        data.parallel = parallel(frame, swept)
+    data.parallel = parallel(frame, swept, search.metric if search else "test_error")  # a search: as it chose
     data.curves = learning_curves(frame, table, keys, grouped)
     data.updates = update_curves(frame, [run_id for curve in data.curves for run_id in curve.run_ids])
     return data
@@ -208,9 +209,9 @@ def update_curves(frame: pd.DataFrame, run_ids: list[str]) -> list[Curve]:
     return curves
 
 
-def parallel(frame: pd.DataFrame, keys: list[str]) -> Parallel | None:
-    """The swept keys and the test error of every completed run; a key spanning LOG_RATIO or more as
-    log10, a key that is not a number as numbered categories."""
+def parallel(frame: pd.DataFrame, keys: list[str], value: str = "test_error") -> Parallel | None:
+    """The swept keys and `value` (the test error, or the metric a search chose on) of every completed
+    run; a key spanning LOG_RATIO or more as log10, a key that is not a number as numbered categories."""
     done = frame[frame["status"].isin(SUCCEEDED)]
     if not keys or done.empty:
         return None
@@ -227,8 +228,8 @@ def parallel(frame: pd.DataFrame, keys: list[str]) -> Parallel | None:
             codes = {text: index for index, text in enumerate(categories)}
             dimensions.append({"label": key, "values": [codes[str(value)] for value in done[key]],
                                "tickvals": list(codes.values()), "ticktext": categories})
-    errors = pd.to_numeric(done["test_error"], errors="coerce")
-    dimensions.append({"label": "test_error", "values": [finite(value) for value in errors]})
+    numbers = pd.to_numeric(done[value], errors="coerce")
+    dimensions.append({"label": value, "values": [finite(number) for number in numbers]})
     return Parallel(dimensions, len(frame) - len(done))
 
 

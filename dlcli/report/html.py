@@ -1,7 +1,8 @@
 """`dlcli report`: one self-contained HTML page of runs and sweeps (plotly.js inline, opens offline
 from disk): the compare table (sortable, filterable), errors against a swept key, the heatmap of two
 keys, learning curves, per-update losses, parallel coordinates, bias-variance and lr-find results; for
-a search folder, its trials and the best so far instead of the grid's table and charts (html_search).
+a search folder, its trials and the best so far instead of the grid's table and charts (html_search), and
+its parallel coordinates against the validation metric it chose on.
 
 The numbers come from dlcli.analysis.report_data; the charts from dlcli.report.html_charts.
 """
@@ -72,8 +73,9 @@ def sections(data: ReportData) -> list[Section]:
         found.append(Section("updates", "Loss per update", note_html("steps.csv, thinned to at most 200 points a run"),
                              charts.updates_figure(data.updates, run_labels(data.runs)).to_json()))
     if data.parallel is not None:
-        found.append(Section("parallel", "Swept keys against test error", note_html(
-            "drag along an axis to select a range"), charts.parallel_figure(data.parallel).to_json()))
+        value, trials = data.parallel.dimensions[-1]["label"], "the trials trained to the end; " if data.search else ""
+        found.append(Section("parallel", f"Swept keys against {value}", note_html(
+            f"{trials}drag along an axis to select a range"), charts.parallel_figure(data.parallel).to_json()))
     for index, study in enumerate(data.bias_variance):
         found.append(Section(f"bias-variance-{index}", f"Bias and variance ({Path(study.path).parent.name})",
                              bias_variance_table(study.rows, study.keys), charts.bias_variance_figure(study).to_json()))

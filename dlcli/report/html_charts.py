@@ -159,14 +159,14 @@ def updates_figure(curves: list[Curve], labels: dict[str, str]) -> go.Figure:
 
 
 def parallel_figure(data: Parallel) -> go.Figure:
-    """Each completed run a line from its swept keys to its test error, coloured by the test error."""
+    """Each completed run a line from its swept keys to its error (the last dimension), coloured by it."""
     dimensions = [{key: value for key, value in dimension.items()} for dimension in data.dimensions]
-    errors = dimensions[-1]["values"]
+    errors, value = dimensions[-1]["values"], dimensions[-1]["label"]
     figure = go.Figure(go.Parcoords(line=dict(color=errors, colorscale="RdYlGn", reversescale=True,
-                                              showscale=True, colorbar=dict(title="test_error")),
+                                              showscale=True, colorbar=dict(title=value)),
                                     dimensions=dimensions))
     left_out = f" ({data.left_out} runs that did not complete left out)" if data.left_out else ""
-    return _layout(figure, title="swept keys against test error" + left_out, margin=dict(l=80, r=80, t=80, b=40))
+    return _layout(figure, title=f"swept keys against {value}" + left_out, margin=dict(l=80, r=80, t=80, b=40))
 
 
 def bias_variance_figure(data: BiasVariance) -> go.Figure:

@@ -52,8 +52,15 @@ def test_the_trials_table_marks_the_choice_made_on_validation(search, tmp_path):
     header = " ".join(page.split())
     assert f"★ trial {chosen['trial']}, val_error {chosen['val_error']:.4f}" in header
     assert f"its test error {chosen['test_error']:.4f}, reported once, never used to choose" in header
-    for test_chart in ("figure-heatmap", "figure-against", "figure-parallel"):
+    for test_chart in ("figure-heatmap", "figure-against"):
         assert test_chart not in blocks  # each ranks runs on their test error
+    dimensions = blocks["figure-parallel"]["data"][0]["dimensions"]  # the sampled keys against the choice's metric
+    done = runs[runs["status"] == "completed"]
+    labels = [dimension["label"] for dimension in dimensions]
+    assert labels[0] == "model.hidden" and labels[1] in ("optim.lr", "log10 optim.lr") and labels[2] == "val_error"
+    lrs = done["optim.lr"].map(math.log10) if labels[1].startswith("log10") else done["optim.lr"]
+    lines = sorted(zip(dimensions[1]["values"], dimensions[2]["values"]))  # each completed trial: (lr, val_error)
+    assert lines == pytest.approx(sorted(zip(lrs, done["val_error"])))
 
 
 def test_the_best_so_far_is_the_running_minimum_of_the_completed_trials(search, tmp_path):
