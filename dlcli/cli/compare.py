@@ -40,6 +40,9 @@ def compare(
                                            "test error there, from the logged curves.", show_default=False),
     stop_metric: str = typer.Option("val_loss", "--stop-metric", help="What --patience watches: val_loss | "
                                     "val_error (or a train_* column)."),
+    importance: bool = typer.Option(False, "--importance", help="For a search folder: each sampled key's share of "
+                                    "the validation metric's variance (fANOVA), over the trials at the latest "
+                                    "epoch all were measured at (with halving, the first rung)."),
     fmt: str = typer.Option("table", "--format", help="table | csv | markdown | json"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a matplotlib figure (PNG).",
                                         show_default=False),
@@ -56,6 +59,9 @@ def compare(
     check_plot_path(plot)
     if x not in ("epoch", "step", "seconds"):
         raise UserError(f"--x: unknown axis {x!r} (allowed: epoch, step, seconds)")
+    if importance:
+        _compare_importance(paths, fmt)
+        return
     searches = pivot is None and not curves and patience is None and all(map(_is_search, paths))
     if searches and len(paths) == 1:
         _compare_search(paths[0], list(where or []), sort, fmt, plot)  # its trials, the chosen one, best so far
@@ -181,6 +187,23 @@ def _compare_curves(frame, fmt: str, plot) -> None:
 
         plot_curves(curves, labels, frame, plot)
         show.print_wrote(plot)
+
+
+def _compare_importance(paths: list[Path], fmt: str) -> None:
+    from dlcli.analysis.importance import key_importance
+    from dlcli.report import compare as show
+    from dlcli.report.search import print_importance
+
+    if len(paths) != 1 or not _is_search(paths[0]):
+        raise UserError(f"--importance: {', '.join(map(str, paths))} is not one search folder "
+                        "(it weighs the keys a search sampled)")
+    result = key_importance(paths[0])
+    if fmt == "table":
+        print_importance(result)
+    else:
+        import pandas as pd
+
+        show.print_formatted(pd.DataFrame({"key": list(result.shares), "share": list(result.shares.values())}), fmt)
 
 
 def _is_search(path: Path) -> bool:

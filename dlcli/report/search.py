@@ -138,3 +138,17 @@ def print_searches(table) -> None:
                          number_text(row["chosen_value"]), number_text(row["test_error"]))
         return view
     print_fitted([(make, None)])
+
+
+def print_importance(result) -> None:
+    """Each sampled key's share of the metric's variance (dlcli.analysis.importance), largest first,
+    with a bar."""
+    console.print(f"what {result.metric} depends on, at epoch {result.epoch} ({result.trials} trials measured "
+                  f"there): each key's share of its variance (fANOVA)", soft_wrap=True)
+    table = Table(show_header=True, box=None)
+    table.add_column("key")
+    table.add_column("share", justify="right")
+    table.add_column("")
+    for key, share in result.shares.items():
+        table.add_row(key, f"{share:.3f}", "█" * round(40 * share))
+    console.print(table)

@@ -1,0 +1,73 @@
+"""Which sampled keys a search's validation metric depends on: fANOVA (Hutter, Hoos and Leyton-Brown,
+ICML 2014; Optuna's FanovaImportanceEvaluator), each key's share of the metric's variance over the
+trials, from a random forest fitted to them.
+
+Random search pays off when few of many keys matter (Bergstra and Bengio, JMLR 2012); this says which
+did in a search. The trials are compared at one epoch, the latest at which every trial that trained
+was measured: with successive halving the first rung (a pruned trial's later epochs do not exist), else
+the last. Optuna is imported only here, when asked.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dlcli import layout
+from dlcli.analysis.search import search_settings
+from dlcli.errors import UserError
+
+MIN_TRIALS = 8  # fewer, and a forest over five keys says little
+MEASURED = ("completed", "pruned")  # statuses whose trials trained and were measured (not failed, diverged)
+
+
+@dataclass
+class Importance:
+    metric: str
+    epoch: int  # the epoch the trials were compared at
+    trials: int
+    shares: dict[str, float]  # key → its share of the metric's variance, largest first
+
+
+def key_importance(path: str | Path) -> Importance:
+    """Each sampled key's importance for the search's metric (`Importance`), over its trials at the
+    latest epoch all of them were measured at; a UserError when fewer than MIN_TRIALS were."""
+    from dlcli.sweep.trials import optuna_module
+
+    path = Path(path)
+    metric = search_settings(path).get("metric", "val_error")
+    curves = _trial_curves(path, metric)
+    common = set.intersection(*(set(curve) for curve in curves.values())) - {0} if curves else set()
+    if len(curves) < MIN_TRIALS or not common:
+        raise UserError(f"--importance: {len(curves)} trials of {path} were measured at a common epoch; "
+                        f"weighing the keys needs at least {MIN_TRIALS}")
+    epoch = max(common)
+    optuna = optuna_module()
+    journal = optuna.storages.journal.JournalFileBackend(str(path / layout.SEARCH_JOURNAL))
+    asked = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(journal))
+    study = optuna.create_study()  # in memory: the same points, each with its value at `epoch`
+    for trial in asked.get_trials(deepcopy=False):
+        if trial.number in curves:
+            study.add_trial(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions,
+                                                      value=curves[trial.number][epoch]))
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    shares = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    return Importance(metric, epoch, len(study.trials), {key: float(share) for key, share in shares.items()})
+
+
+def _trial_curves(path: Path, metric: str) -> dict[int, dict[int, float]]:
+    """Each measured trial's finite `metric` by epoch, from its run's metrics.csv."""
+    text = (path / layout.RUNS).read_text(encoding="utf-8")
+    trials = pd.read_csv(io.StringIO(text), dtype={"run_id": str})
+    curves = {}
+    for trial, run_id, status in zip(trials["trial"], trials["run_id"], trials["status"]):
+        metrics = path / run_id / layout.METRICS
+        if status not in MEASURED or not metrics.is_file():
+            continue
+        rows = pd.read_csv(metrics)
+        curves[int(trial)] = {int(epoch): float(value) for epoch, value in zip(rows["epoch"], rows[metric])
+                              if isinstance(value, float) and math.isfinite(value)}
+    return curves
