@@ -2,7 +2,7 @@
 from disk): the compare table (sortable, filterable), errors against a swept key, the heatmap of two
 keys, learning curves, per-update losses, parallel coordinates, bias-variance and lr-find results; for
 a search folder, its trials and the best so far instead of the grid's table and charts (html_search), and
-its parallel coordinates against the validation metric it chose on.
+which keys the validation metric depended on, and its parallel coordinates against that metric.
 
 The numbers come from dlcli.analysis.report_data; the charts from dlcli.report.html_charts.
 """

@@ -219,6 +219,16 @@ def best_so_far_figure(view: SearchView) -> go.Figure:
     return _layout(figure, title=f"best {metric} so far")
 
 
+def importance_figure(result) -> go.Figure:
+    """A search's sampled keys by their share of the metric's variance (dlcli.analysis.importance),
+    the largest on top."""
+    keys = list(result.shares)[::-1]
+    figure = go.Figure(go.Bar(x=[result.shares[key] for key in keys], y=keys, orientation="h",
+                              marker=dict(color=COLOURS[0]), hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    figure.update_xaxes(title_text=f"share of the variance of {result.metric}", range=[0, 1])
+    return _layout(figure, title=f"what {result.metric} depends on, at epoch {result.epoch} ({result.trials} trials)")
+
+
 def lr_find_figure(data: LrFind) -> go.Figure:
     """The LR range test: loss and its moving average against a log-scaled lr, the suggestion marked."""
     lrs = [row["lr"] for row in data.rows]

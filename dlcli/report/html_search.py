@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlcli.analysis.search import SearchView
+from dlcli.errors import UserError
 from dlcli.layout import SUCCEEDED, Status
 from dlcli.report import html_charts as charts
 from dlcli.report.html_page import Section, cell_sort_key, note_html, table_html
@@ -38,7 +39,21 @@ def search_sections(view: SearchView) -> list[Section]:
     chart = Section("best-so-far", f"Best {view.metric} so far", note_html(
         f"each trial's own {view.metric} as a dot (a pruned trial's where it stopped), the chosen one starred; "
         "the best so far counts every trial of the search"), charts.best_so_far_figure(view).to_json())
-    return [table, chart]
+    return [table, chart, *importance_section(view)]
+
+
+def importance_section(view: SearchView) -> list[Section]:
+    """Each sampled key's share of the metric's variance (dlcli.analysis.importance) over the whole
+    search; none when too few trials were measured at a common epoch, or Optuna is not installed."""
+    from dlcli.analysis.importance import key_importance
+
+    try:
+        result = key_importance(view.path)
+    except UserError:
+        return []
+    return [Section("importance", f"What {view.metric} depends on", note_html(
+        f"each sampled key's share of the variance of {view.metric} over the {result.trials} trials at epoch "
+        f"{result.epoch}, the latest every trial was measured at (fANOVA)"), charts.importance_figure(result).to_json())]
 
 
 def trials_payload(view: SearchView) -> dict[str, Any]:

@@ -3,6 +3,8 @@ chosen one marked, the best so far drawn from runs.csv's numbers, and no chart t
 their test error."""
 from __future__ import annotations
 
+import csv
+import io
 import math
 
 import pandas as pd
@@ -97,3 +99,14 @@ def test_where_keeps_some_trials_and_the_header_keeps_the_whole_search(search, t
     assert len(blocks["runs-data"]["rows"]) == len(completed) < TRIALS
     assert f"{len(completed)} of {TRIALS} trials" in page and f"{TRIALS} trials" in page
     assert f"★ trial {chosen_of(runs)['trial']}" in page
+
+
+def test_the_page_weighs_the_sampled_keys_as_compare_does(search, tmp_path):
+    folder, _ = search
+    _, blocks = report_of(folder, out=tmp_path / "search.html")
+    bars = blocks["figure-importance"]["data"][0]
+    rows = csv.DictReader(io.StringIO(succeeded(invoke("compare", folder, "--importance", "--format", "csv"))))
+    shares = {row["key"]: float(row["share"]) for row in rows}
+    assert set(shares) == {"optim.lr", "model.hidden"}
+    assert dict(zip(bars["y"], bars["x"])) == pytest.approx(shares)
+    assert bars["y"][-1] == max(shares, key=shares.get)  # the largest on top
