@@ -1,6 +1,7 @@
 """Which sampled keys a search's validation metric depends on: fANOVA (Hutter, Hoos and Leyton-Brown,
-ICML 2014; Optuna's FanovaImportanceEvaluator), each key's share of the metric's variance over the
-trials, from a random forest fitted to them.
+ICML 2014; Optuna's FanovaImportanceEvaluator) fits a random forest to the trials and splits the
+metric's variance into the parts each key explains on its own (its main effect); the shares here are
+those parts normalized to sum to 1 (what the keys explain together, in interactions, is left out).
 
 Random search pays off when few of many keys matter (Bergstra and Bengio, JMLR 2012); this says which
 did in a search. The trials are compared at one epoch, the latest at which every trial that trained

@@ -144,7 +144,7 @@ def print_importance(result) -> None:
     """Each sampled key's share of the metric's variance (dlcli.analysis.importance), largest first,
     with a bar."""
     console.print(f"what {result.metric} depends on, at epoch {result.epoch} ({result.trials} trials measured "
-                  f"there): each key's share of its variance (fANOVA)", soft_wrap=True)
+                  f"there): each key's share of its variance (fANOVA main effects, normalized)", soft_wrap=True)
     table = Table(show_header=True, box=None)
     table.add_column("key")
     table.add_column("share", justify="right")
