@@ -62,7 +62,8 @@ def test_the_trials_table_marks_the_choice_made_on_validation(search, tmp_path):
     assert labels[0] == "model.hidden" and labels[1] in ("optim.lr", "log10 optim.lr") and labels[2] == "val_error"
     lrs = done["optim.lr"].map(math.log10) if labels[1].startswith("log10") else done["optim.lr"]
     lines = sorted(zip(dimensions[1]["values"], dimensions[2]["values"]))  # each completed trial: (lr, val_error)
-    assert lines == pytest.approx(sorted(zip(lrs, done["val_error"])))
+    expected = sorted(zip(lrs, done["val_error"]))
+    assert [value for line in lines for value in line] == pytest.approx([value for line in expected for value in line])
 
 
 def test_the_best_so_far_is_the_running_minimum_of_the_completed_trials(search, tmp_path):
