@@ -18,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from dlcli import layout
+from dlcli.analysis.compare import read_curves
 from dlcli.analysis.search import search_settings
 from dlcli.errors import UserError
+from dlcli.layout import SUCCEEDED, Status
 
 MIN_TRIALS = 8  # fewer, and a forest over five keys says little
-MEASURED = ("completed", "pruned")  # statuses whose trials trained and were measured (not failed, diverged)
 
 
 @dataclass
@@ -60,15 +61,15 @@ def key_importance(path: str | Path) -> Importance:
 
 
 def _trial_curves(path: Path, metric: str) -> dict[int, dict[int, float]]:
-    """Each measured trial's finite `metric` by epoch, from its run's metrics.csv."""
+    """Each measured trial's finite `metric` by epoch, from its run's metrics.csv (a configuration
+    sampled twice: both its trials)."""
     text = (path / layout.RUNS).read_text(encoding="utf-8")
     trials = pd.read_csv(io.StringIO(text), dtype={"run_id": str})
-    curves = {}
-    for trial, run_id, status in zip(trials["trial"], trials["run_id"], trials["status"]):
-        metrics = path / run_id / layout.METRICS
-        if status not in MEASURED or not metrics.is_file():
-            continue
-        rows = pd.read_csv(metrics)
-        curves[int(trial)] = {int(epoch): float(value) for epoch, value in zip(rows["epoch"], rows[metric])
-                              if isinstance(value, float) and math.isfinite(value)}
-    return curves
+    measured = trials[trials["status"].isin([*SUCCEEDED, Status.PRUNED])]
+    runs = measured.drop_duplicates("run_id")
+    curves = read_curves(runs.assign(path=[str(path / run_id) for run_id in runs["run_id"]]))
+    by_run = {run_id: {int(epoch): float(value) for epoch, value in zip(rows["epoch"], rows[metric])
+                       if math.isfinite(value)}
+              for run_id, rows in (curves.groupby("run_id") if not curves.empty else [])}
+    return {int(trial): by_run[run_id] for trial, run_id in zip(measured["trial"], measured["run_id"])
+            if run_id in by_run}
