@@ -10,7 +10,7 @@ from dlcli.layout import SUCCEEDED, Status
 from dlcli.report.console import console
 from dlcli.report.fit import fitted, print_fitted
 from dlcli.analysis import curves as curves_module
-from dlcli.report.text import label_of, number_text, short_names, value_text
+from dlcli.report.text import label_of, number_text, short_names, trial_name, value_text
 
 
 def print_constant_keys(constant: dict[str, Any], runs: int, hidden: int) -> None:
@@ -247,7 +247,7 @@ def run_label(row, varying: list[str]) -> str:
     trial = row.get("trial")
     if trial is None or trial != trial:  # no search's run: None, or NaN beside a search's runs
         return label_of(row, varying)
-    name = f"{'★ ' if row['chosen'] else ''}trial {int(trial)}"
+    name = trial_name(trial, row["chosen"])
     return f"{name}: {label_of(row, varying)}" if varying else name
 
 

@@ -10,7 +10,7 @@ from dlcli.errors import UserError
 from dlcli.layout import SUCCEEDED, Status
 from dlcli.report import html_charts as charts
 from dlcli.report.html_page import Section, cell_sort_key, note_html, table_html
-from dlcli.report.text import number_text, short_names, value_text
+from dlcli.report.text import number_text, short_names, trial_name, value_text
 
 RESULT_HEADERS = {"epochs_run": "epochs"}
 
@@ -29,7 +29,7 @@ def search_header(view: SearchView) -> str:
 def trial_names(view: SearchView) -> dict[str, str]:
     """Each trial's run id → `★ trial 3` (the chosen one) or `trial 5`; a run sampled twice, its first trial."""
     rows = view.table.sort_values("trial", ascending=False).to_dict("records")
-    return {row["run_id"]: f"{'★ ' if row['best'] else ''}trial {int(row['trial'])}" for row in rows}
+    return {row["run_id"]: trial_name(row["trial"], row["best"]) for row in rows}
 
 
 def search_sections(view: SearchView) -> list[Section]:

@@ -29,6 +29,11 @@ def label_of(row: Any, keys: list[str]) -> str:
     return ", ".join(f"{names[key]}={value_text(row[key])}" for key in keys) or str(row.get("run_id", ""))
 
 
+def trial_name(trial: Any, chosen: bool) -> str:
+    """`★ trial 3` for the trial a search chose, `trial 5` for another."""
+    return f"{'★ ' if chosen else ''}trial {int(trial)}"
+
+
 def short_names(keys: list[str]) -> dict[str, str]:
     """The shortest dotted suffix that tells each key apart: regularization.early_stopping.patience -> patience."""
     names = {}
