@@ -42,7 +42,7 @@ def compare(
                                     "val_error (or a train_* column)."),
     importance: bool = typer.Option(False, "--importance", help="For a search folder: each sampled key's share of "
                                     "the validation metric's variance (fANOVA), over the trials at the latest "
-                                    "epoch all were measured at (with halving, the first rung)."),
+                                    "epoch all were measured at (with halving, the first rung); --plot draws them."),
     fmt: str = typer.Option("table", "--format", help="table | csv | markdown | json"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a matplotlib figure (PNG).",
                                         show_default=False),
@@ -60,7 +60,7 @@ def compare(
     if x not in ("epoch", "step", "seconds"):
         raise UserError(f"--x: unknown axis {x!r} (allowed: epoch, step, seconds)")
     if importance:
-        _compare_importance(paths, fmt)
+        _compare_importance(paths, fmt, plot)
         return
     searches = pivot is None and not curves and patience is None and all(map(_is_search, paths))
     if searches and len(paths) == 1:
@@ -189,7 +189,7 @@ def _compare_curves(frame, fmt: str, plot) -> None:
         show.print_wrote(plot)
 
 
-def _compare_importance(paths: list[Path], fmt: str) -> None:
+def _compare_importance(paths: list[Path], fmt: str, plot) -> None:
     from dlcli.analysis.importance import key_importance
     from dlcli.report import compare as show
     from dlcli.report.search import print_importance
@@ -204,6 +204,11 @@ def _compare_importance(paths: list[Path], fmt: str) -> None:
         import pandas as pd
 
         show.print_formatted(pd.DataFrame({"key": list(result.shares), "share": list(result.shares.values())}), fmt)
+    if plot is not None:
+        from dlcli.report.figures import plot_importance
+
+        plot_importance(result, plot)
+        show.print_wrote(plot)
 
 
 def _is_search(path: Path) -> bool:

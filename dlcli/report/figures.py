@@ -234,3 +234,16 @@ def plot_best_so_far(table: pd.DataFrame, metric: str, path: Path) -> None:
     panels[1].set_title(f"best {metric} against epochs trained")
     panels[0].legend(fontsize=7)
     _save(figure, path)
+
+
+def plot_importance(result: Any, path: Path) -> None:
+    """A search's sampled keys by their share of the metric's variance (dlcli.analysis.importance), the
+    largest on top."""
+    plt = _pyplot()
+    keys = list(result.shares)[::-1]
+    figure, axes = plt.subplots(figsize=(7, 0.5 * len(keys) + 1.5))
+    axes.barh(keys, [result.shares[key] for key in keys], color="C0")
+    axes.set_xlim(0, 1)
+    axes.set_xlabel(f"share of the variance of {result.metric} (fANOVA main effects, normalized)")
+    axes.set_title(f"what {result.metric} depends on, at epoch {result.epoch} ({result.trials} trials)")
+    _save(figure, path)

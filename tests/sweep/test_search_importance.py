@@ -25,8 +25,10 @@ def test_importance_finds_the_key_the_validation_error_depends_on(tmp_path):
     assert set(found) == {"optim.lr", "regularization.weight_decay"}
     assert abs(sum(found.values()) - 1.0) < 1e-6
     assert found["optim.lr"] > 0.8 > found["regularization.weight_decay"] * 4
-    table = " ".join(succeeded(invoke("compare", tmp_path / "out" / "tiny", "--importance")).split())
+    figure = tmp_path / "importance.png"
+    table = " ".join(succeeded(invoke("compare", tmp_path / "out" / "tiny", "--importance", "--plot", figure)).split())
     assert "what val_error depends on, at epoch 3 (12 trials measured there)" in table
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {figure}" in table
 
 
 def test_with_halving_the_trials_are_weighed_at_the_first_rung(tmp_path):
