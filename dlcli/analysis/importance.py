@@ -10,7 +10,6 @@ the last. Optuna is imported only here, when asked.
 """
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 
 from dlcli import layout
 from dlcli.analysis.compare import read_curves
-from dlcli.analysis.search import search_settings
+from dlcli.analysis.search import search_table
 from dlcli.errors import UserError
 from dlcli.layout import SUCCEEDED, Status
 
@@ -40,8 +39,9 @@ def key_importance(path: str | Path) -> Importance:
     from dlcli.sweep.trials import optuna_module
 
     path = Path(path)
-    metric = search_settings(path).get("metric", "val_error")
-    curves = _trial_curves(path, metric)
+    trials, _, settings = search_table(path)
+    metric = settings.get("metric", "val_error")
+    curves = _trial_curves(path, trials, metric)
     common = set.intersection(*(set(curve) for curve in curves.values())) - {0} if curves else set()
     if len(curves) < MIN_TRIALS or not common:
         raise UserError(f"--importance: {len(curves)} trials of {path} were measured at a common epoch; "
@@ -60,11 +60,9 @@ def key_importance(path: str | Path) -> Importance:
     return Importance(metric, epoch, len(study.trials), {key: float(share) for key, share in shares.items()})
 
 
-def _trial_curves(path: Path, metric: str) -> dict[int, dict[int, float]]:
-    """Each measured trial's finite `metric` by epoch, from its run's metrics.csv (a configuration
-    sampled twice: both its trials)."""
-    text = (path / layout.RUNS).read_text(encoding="utf-8")
-    trials = pd.read_csv(io.StringIO(text), dtype={"run_id": str})
+def _trial_curves(path: Path, trials: pd.DataFrame, metric: str) -> dict[int, dict[int, float]]:
+    """Each measured trial's finite `metric` by epoch (`trials`: the search's runs.csv), from its run's
+    metrics.csv (a configuration sampled twice: both its trials)."""
     measured = trials[trials["status"].isin([*SUCCEEDED, Status.PRUNED])]
     runs = measured.drop_duplicates("run_id")
     curves = read_curves(runs.assign(path=[str(path / run_id) for run_id in runs["run_id"]]))

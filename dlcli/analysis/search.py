@@ -41,7 +41,7 @@ def search_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any] | None,
     settings = search_settings(path)
     metric = settings.get("metric", "val_error")
     text = (Path(path) / layout.RUNS).read_text(encoding="utf-8")
-    table = pd.read_csv(io.StringIO(text)).sort_values("trial").reset_index(drop=True)
+    table = pd.read_csv(io.StringIO(text), dtype={"run_id": str}).sort_values("trial").reset_index(drop=True)
     rows = table.to_dict("records")
     chosen = best_trial(rows, metric)
     seen: set[str] = set()
