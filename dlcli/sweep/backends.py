@@ -23,7 +23,7 @@ from dlcli.config.schema import Experiment
 from dlcli.engine.loop import train_unit
 from dlcli.errors import UserError
 from dlcli.layout import Status
-from dlcli.sweep.interrupts import ignore_interrupts, interruptible, interrupt_workers
+from dlcli.sweep.interrupts import die_with_parent, ignore_interrupts, interruptible, interrupt_workers
 
 BACKENDS = ("local", "ray")
 
@@ -121,7 +121,7 @@ def _processes(units: list[list[Task]], workers: int, threads: int) -> Iterator[
     """`threads` torch threads in each worker (chosen here, before they start: see dlcli.components.threads)."""
     # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                             initargs=(threads,)) as pool:
+                             initargs=(threads, os.getpid())) as pool:
         futures = {pool.submit(prepare_and_train, *_payload(unit)): unit for unit in units}
         try:
             while futures:
@@ -156,10 +156,11 @@ def _finished(futures: dict) -> Iterator[Results]:
             yield [(task.index, summary) for task, summary in zip(unit, future.result())]
 
 
-def _start_worker(threads: int) -> None:
+def _start_worker(threads: int, parent: int) -> None:
     import torch
 
     ignore_interrupts()
+    die_with_parent(parent)
     torch.set_num_threads(threads)
 
 

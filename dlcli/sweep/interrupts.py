@@ -7,20 +7,37 @@ traceback and break the pool) and takes exactly one while it trains (a second co
 first is being recorded). The sweep's own process (where the command line turns SIGTERM into the same
 interrupt) sends one to each worker, cancels what has not started, and waits for the rest. A search's
 workers (dlcli.sweep.unit_workers) are sent one step at a time, so they remember an interrupt that comes
-between steps (`InterruptLatch`).
+between steps (`InterruptLatch`). A worker dies with the sweep's process (`die_with_parent`): after a
+kill -9 none is left holding the folder's lock, or writing a run the resumed sweep continues.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 from typing import Iterator
 
 
 def _interrupt_once(signum, frame) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker process started by process `parent`: be killed when that one ends, however it ends
+    (Linux; elsewhere a worker notices at its next message). A forked worker holds a copy of every file
+    the sweep had open, its lock among them, so it must not outlive it."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the request took effect
+        os._exit(1)
 
 
 def ignore_interrupts() -> None:

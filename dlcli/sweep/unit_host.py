@@ -13,7 +13,7 @@ from typing import Any, Callable
 from dlcli.components.datasets import Dataset
 from dlcli.components.prepare import data_identity, prepare
 from dlcli.config.schema import Experiment
-from dlcli.sweep.interrupts import InterruptLatch
+from dlcli.sweep.interrupts import InterruptLatch, die_with_parent
 
 Note = Callable[[str], None]
 
@@ -32,12 +32,13 @@ class UnitPayload:
     files: dict[Path, dict[str, bytes]] | None = None  # a resumed unit's run folders, for a worker elsewhere
 
 
-def serve(link, threads: int) -> None:
+def serve(link, threads: int, parent: int) -> None:
     """A worker: hold units, step them as told, answer each step; end when told or when the search's
     process has gone."""
     from dlcli.components.threads import use_threads
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker's copy of the search's handler
+    die_with_parent(parent)
     latch = InterruptLatch()
     use_threads(threads)
     units: dict[int, Any] = {}

@@ -19,6 +19,7 @@ the interrupt is stopped there. Every run in flight ends as interrupted, its epo
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -126,7 +127,7 @@ class WorkerPool:
         context = get_context(start_method(self.threads))
         for _ in range(self.workers):
             link, far_end = context.Pipe()
-            process = context.Process(target=serve, args=(far_end, self.threads), daemon=True)
+            process = context.Process(target=serve, args=(far_end, self.threads, os.getpid()), daemon=True)
             process.start()
             far_end.close()
             self._links.append(link)

@@ -3,8 +3,10 @@ numbers and files as in one process; Ctrl-C or SIGTERM stops every worker with t
 interrupted, and the rerun continues to the results of an uninterrupted search."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import sys
 
@@ -189,3 +191,36 @@ def test_workers_killed_mid_epoch_stop_the_search_and_their_trials_continue_when
     succeeded(invoke("sweep", path, *search, "--out", out))
     succeeded(invoke("sweep", path, *SLOW, "--out", tmp_path / "reference"))
     assert_same_sweep(tmp_path / "reference" / "tiny", out / "tiny")
+
+
+def test_a_search_killed_with_kill_9_takes_its_workers_with_it_and_the_rerun_continues(tmp_path):
+    """kill -9 of the search's process alone: its workers (forked, holding a copy of the folder's lock)
+    end with it, so the same command runs at once and continues to an uninterrupted search's results."""
+    path, out = slow_search(tmp_path)
+    search = [*SLOW, "--workers", "2"]
+    command = [sys.executable, "-m", "dlcli", "sweep", str(path), *search, "--out", str(out)]
+    process, workers = start_stopping(command, tmp_path, stopped=2)
+    try:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        for pid in workers:
+            assert ended(pid), f"worker process {pid} outlived the search killed with kill -9"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    succeeded(invoke("sweep", path, *search, "--out", out))
+    succeeded(invoke("sweep", path, *SLOW, "--out", tmp_path / "reference"))
+    assert_same_sweep(tmp_path / "reference" / "tiny", out / "tiny")
+
+
+def ended(pid: int) -> bool:
+    """Whether process `pid` ends: an event (its pidfd becomes readable), waited for generously."""
+    try:
+        descriptor = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([descriptor], [], [], 600)[0])
+    finally:
+        os.close(descriptor)
