@@ -87,6 +87,7 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
                     size = min(batch_size(settings), settings.trials - len(rows))
                     batch = ask(study, settings, search.space, size)
                     journal.flush()
+                    _write_runs_csv(sweep_dir, _rows(study, search, sweep_dir), search)  # pending, until trained
                 if not batch:
                     break
                 interrupted = _run_batch(study, journal, search, sweep_dir, batch, on_result, on_note, vectorize,
@@ -132,6 +133,8 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
         trials_of.setdefault(run_id, []).append(trial.number)
         experiments[run_id] = experiment
     _tell_finished(study, journal, search, sweep_dir, trials_of, on_result)
+    if not trials_of:  # every trial repeats a configuration trained before
+        return False
     run_ids = list(trials_of)
     prepared = prepare_all([experiments[run_id] for run_id in run_ids], search.config_path, force)
     starts = [checkpoint_epoch(sweep_dir / run_id) for run_id in run_ids]

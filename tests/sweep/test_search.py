@@ -315,6 +315,24 @@ def test_stacked_trials_equal_one_by_one_trials(tmp_path):
     assert_same_sweep(tmp_path / "alone" / "tiny", tmp_path / "stacked" / "tiny")
 
 
+def test_a_batch_of_configurations_trained_before_is_told_their_results_and_the_search_goes_on(tmp_path):
+    """A space of two configurations, 5 trials asked one at a time: the trials that repeat one trained in an
+    earlier batch are told its result without training, and the search ends with all 5."""
+    config = write_yaml(tmp_path, searchable(epochs=2))
+    search = ["sweep", config, "--method", "random", "--trials", "5", "--batch", "1",
+              "--grid", "optim.lr=choice(0.01,0.1)", "--out", tmp_path / "out"]
+    succeeded(invoke(*search))
+    rows = trials_of(tmp_path / "out" / "tiny")
+    assert [int(row["trial"]) for row in rows] == list(range(5))
+    assert {row["status"] for row in rows} == {"completed"}
+    runs = {row["run_id"] for row in rows}
+    assert len(runs) == 2 and len(list((tmp_path / "out" / "tiny").glob("*/summary.json"))) == 2
+    for row in rows:  # each trial carries its configuration's result
+        summary = json.loads((tmp_path / "out" / "tiny" / row["run_id"] / "summary.json").read_text())
+        assert float(row["val_error"]) == pytest.approx(summary["val_error"])
+    assert set(study_states(tmp_path / "out" / "tiny").values()) == {"COMPLETE"}
+
+
 def test_halving_prunes_the_same_trials_stacked_or_one_by_one(tmp_path):
     """Each rung is decided across the whole batch, once every trial of it has reached the rung: in one
     stack, in two (two widths), or one by one, the same trials are pruned at the same epochs, with the
