@@ -7,11 +7,13 @@ validation split, so a search needs `train.val_fraction` > 0.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dlcli.config.flat import NOT_HASHED, flatten
 from dlcli.config.load import load_experiment
 from dlcli.config.schema import Experiment
 from dlcli.config.search_space import Distribution, axis_distribution, probe_points
@@ -78,9 +80,16 @@ class Search:
         return self._experiments[key]
 
     def spec(self) -> dict[str, Any]:
-        """sweep.yaml's content: what a rerun must match to continue this search."""
-        return {"config": str(self.config_path), "overrides": list(self.overrides), **asdict(self.settings),
-                "space": {key: str(distribution) for key, distribution in self.space.items()}}
+        """sweep.yaml's content: what a rerun must match to continue this search (`base`: the values
+        every trial shares, from the config file and --set, as a hash)."""
+        return {"config": str(self.config_path), "overrides": list(self.overrides), "base": self.base_hash(),
+                **asdict(self.settings), "space": {key: str(distribution) for key, distribution in self.space.items()}}
+
+    def base_hash(self) -> str:
+        """A content hash of the resolved config without the keys the search samples."""
+        flat = flatten(self.probes[0].model_dump(mode="json", exclude=NOT_HASHED))
+        shared = {key: value for key, value in flat.items() if key not in self.space}
+        return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def sweep_method(config_path: str | Path, method: str | None) -> str:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 Hook = Callable[[Any], None]
 # TPE learns only from trials told before each batch: asked all at once, its trials are its random start.
 TPE_BATCH = 16  # docs/benchmarks.md (s4): on search_mlp, the lowest validation error of the sizes measured
+SPEC_NAMES = {"base": "the config's values (its file and --set)"}  # sweep.yaml's keys, as a refusal names them
 JOURNAL_STATUS = {"COMPLETE": Status.COMPLETED, "PRUNED": Status.PRUNED, "FAIL": Status.FAILED}  # Optuna's states
 
 
@@ -259,7 +260,8 @@ def _check_same_search(sweep_dir: Path, search: Search) -> None:
         return
     before = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
     now = search.spec()
-    changed = [key for key in now if key not in ("trials", "config") and before.get(key) != now[key]]
+    ignored = ("trials", "config", "overrides" if "base" in before else "base")  # a folder from before `base`
+    changed = [SPEC_NAMES.get(key, key) for key in now if key not in ignored and before.get(key) != now[key]]
     if changed:
         raise UserError(f"{sweep_dir}: holds another search ({', '.join(changed)} differ); continue it with the "
                         "same settings, or give this one another --out")

@@ -383,6 +383,41 @@ main()
 """
 
 
+def refused(result) -> str:
+    """Exit 2, no traceback, one line on stderr."""
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = [line for line in text(result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_folder_continues_only_its_own_search(tmp_path):
+    """Another config file's values (an edited file), or a grid, is refused with the folder untouched;
+    the same values given as --set flags in another order continue the search."""
+    config = searchable(epochs=2)
+    path = write_yaml(tmp_path, config)
+    search = ["sweep", path, "--method", "random", *LR_SPACE, "--out", tmp_path / "out"]
+    flags = ["--set", "optim.batch_size=16", "--set", "model.hidden=[8]"]
+    succeeded(invoke(*search, "--trials", "2", *flags))
+    sweep_dir = tmp_path / "out" / "tiny"
+    before = {file.name: file.read_bytes() for file in sweep_dir.iterdir() if file.is_file()}
+
+    config["train"]["epochs"] = 3
+    write_yaml(tmp_path, config)
+    message = refused(invoke(*search, "--trials", "4", *flags))
+    assert "holds another search (the config's values (its file and --set) differ)" in message
+    assert refused(invoke(*search, "--trials", "4", "--set", "optim.batch_size=32", "--set", "model.hidden=[8]"))
+    grid = refused(invoke("sweep", path, "--grid", "optim.lr=0.01,0.1", *flags, "--out", tmp_path / "out"))
+    assert grid == f"error: {sweep_dir}: holds a search; continue it with --method random, or give this grid another --out"
+    assert {file.name: file.read_bytes() for file in sweep_dir.iterdir() if file.is_file()} == before
+
+    config["train"]["epochs"] = 2
+    write_yaml(tmp_path, config)
+    continued = succeeded(invoke(*search, "--trials", "4", *flags[2:], *flags[:2]))
+    assert "(2 already done" in continued
+    assert [row["status"] for row in trials_of(sweep_dir)] == ["completed"] * 4
+
+
 def test_a_search_killed_mid_batch_continues_without_repeating_a_trial(tmp_path):
     config = searchable(name="slow", epochs=4, checkpoint_every=1)
     config["data"]["n_train"] = 800
