@@ -9,7 +9,7 @@ import numpy as np
 
 from dlcli.components.dataset import channel_stats
 from dlcli.components.datasets import DATASETS, DEFAULT_GENERATED, MNIST1D_LENGTH, Dataset
-from dlcli.components.image_datasets import stored_bytes
+from dlcli.components.image_datasets import IMAGE_DATASETS, data_root, stored_bytes
 from dlcli.components.memory import data_memory_problem, stored_data_problem
 from dlcli.components.validation import dataset_problems, raise_problems, standardized_problem
 from dlcli.config.schema import DataConfig
@@ -50,9 +50,18 @@ def _checked(config: DataConfig, rng: np.random.Generator, force: bool = False) 
         raise_problems([None if force else stored_data_problem(config.name, stored)])
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 are reported just below
         dataset = DATASETS[config.name](config, rng)
-    where = f"data.params.path: {config.params['path']}" if "path" in config.params else "data.params"
+    where = data_key(config)
     raise_problems(dataset_problems(dataset, config.name, where))
     return dataset
+
+
+def data_key(config: DataConfig) -> str:
+    """The key (and path) a data set's problems are reported under: the file or folder it was read from."""
+    if "path" in config.params:
+        return f"data.params.path: {config.params['path']}"
+    if config.name in IMAGE_DATASETS:
+        return f"data.root: {data_root(config)}"
+    return "data.params"
 
 
 def _generated_numbers(config: DataConfig) -> int | None:

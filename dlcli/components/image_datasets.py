@@ -93,8 +93,10 @@ def _opened(config: DataConfig, train: bool):
         raise UserError(f"data.root: {config.name} not found (or corrupted) in {root} (torchvision reads "
                         f"{root / known.files}); set data.download: true to download it there, or data.root to "
                         "the folder that holds it") from None
-    except (ValueError, EOFError, KeyError, IndexError) as error:  # a file there, but not in the format
-        raise UserError(f"data.root: cannot read {config.name} from {root}: {error!r}") from None
+    # A file there, but not in the format (torchvision asserts an idx file's magic number and type).
+    except (ValueError, EOFError, KeyError, IndexError, AssertionError, TypeError) as error:
+        reason = " ".join(str(error).split())[:200] or "a file is not in the format torchvision reads"
+        raise UserError(f"data.root: cannot read {config.name} from {root / known.files}: {reason}") from None
 
 
 def _split_arrays(opened, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:

@@ -15,6 +15,7 @@ from dlcli.components.data import hold_out, load_dataset
 from dlcli.components.datasets import Dataset
 from dlcli.components.memory import model_memory_problem
 from dlcli.components.models import build_model
+from dlcli.components.schedules import batch_size_at
 from dlcli.config.schema import Experiment
 from dlcli.errors import UserError
 
@@ -76,7 +77,26 @@ def prepare(experiment: Experiment, dataset: Dataset | None = None, force: bool 
         raise UserError(memory)
     torch.manual_seed(experiment.seed)  # the initial weights depend on the seed alone
     model = build_model(experiment.model, dataset.input_shape, outputs).to(device)
+    if batch_norm := single_sample_batch_problem(experiment, model, len(dataset.x_train)):
+        raise UserError(batch_norm)
     return Prepared(experiment, dataset, device, model, torch.get_rng_state())
+
+
+def single_sample_batch_problem(experiment: Experiment, model: nn.Module, n: int) -> str | None:
+    """Batch norm trains on each batch's own statistics, which a batch of one sample does not have
+    (PyTorch stops mid-epoch there): a batch size of 1, or one that leaves a last batch of 1."""
+    if not any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules()):
+        return None
+    sizes = sorted({batch_size_at(experiment.optim, epoch, n) for epoch in range(1, experiment.train.epochs + 1)})
+    for size in sizes:
+        if size == 1 or n % size == 1:
+            fits = [b for b in (*range(size - 1, 1, -1)[:1000], *range(size + 1, n + 1)[:1000]) if n % b != 1]
+            near = sorted(fits, key=lambda b: abs(b - size))[:2]
+            left = "is one sample" if size == 1 else f"leaves a last batch of 1 of the {n} training samples"
+            return (f"optim.batch_size: a batch of {size} {left}, which the model's batch norm cannot normalize; "
+                    f"allowed: batches of 2 or more, none of 1 left over" + (f" (e.g. {' or '.join(map(str, sorted(near)))})"
+                                                                           if near else ""))
+    return None
 
 
 def _shift_problems(experiment: Experiment, dataset: Dataset) -> list[str]:

@@ -183,7 +183,20 @@ def dataset_problems(dataset, name: str, where: str) -> list[str]:
     if dataset.x_train.shape[1:] != dataset.x_test.shape[1:]:
         problems.append(f"{where}: {name} gives test samples of shape {dataset.x_test.shape[1:]} but training "
                         f"samples of shape {dataset.x_train.shape[1:]}")
-    return problems
+    if dataset.task == "classification":
+        problems += [_label_range_problem(getattr(dataset, f"y_{split}"), dataset.num_classes, split, name, where)
+                     for split in ("train", "test")]
+    return [problem for problem in problems if problem is not None]
+
+
+def _label_range_problem(y: np.ndarray, classes: int, split: str, name: str, where: str) -> str | None:
+    """Class indices outside 0…classes−1 (a corrupt label file) would stop training mid-epoch."""
+    outside = (y < 0) | (y >= classes)
+    if len(y) == 0 or not outside.any():
+        return None
+    first = int(np.flatnonzero(outside)[0])
+    return (f"{where}: {name} gives {split} label {y[first]} (sample {first}, {int(outside.sum())} such labels); "
+            f"allowed: 0 to {classes - 1}, one per class")
 
 
 def standardized_problem(dataset, name: str) -> str | None:

@@ -55,6 +55,21 @@ def test_a_model_too_large_for_memory_is_refused_before_it_is_built(tmp_path):
     assert "model.hidden" in line and "500,000,002 parameters" in line and "--force" in line, line
 
 
+@pytest.mark.parametrize("n_train, batch_size, expected", [
+    (17, 16, "a batch of 16 leaves a last batch of 1 of the 17 training samples"),
+    (20, 1, "a batch of 1 is one sample"),
+])
+def test_batch_norm_with_a_batch_of_one_sample_is_refused_before_training(tmp_path, n_train, batch_size, expected):
+    """PyTorch's batch norm stops mid-epoch on a batch of one (no variance to normalize by)."""
+    config = tiny_config(model={"name": "mlp", "hidden": [8], "norm": "batch"})
+    config["data"]["n_train"], config["optim"]["batch_size"] = n_train, batch_size
+    line = one_problem(tmp_path, config)
+    assert f"optim.batch_size: {expected}, which the model's batch norm cannot normalize" in line, line
+    config["optim"]["batch_size"] = 2 * batch_size if batch_size > 1 else 2  # leaves 1, or none
+    config["data"]["n_train"] = n_train + 1 if batch_size > 1 else n_train
+    succeeded(invoke("train", write_yaml(tmp_path, config), "--out", tmp_path / "out"))
+
+
 @pytest.mark.parametrize("key", ["seed", "data.seed"])
 def test_a_seed_beyond_64_bits_is_refused(tmp_path, key):
     config = tiny_config()

@@ -4,6 +4,8 @@ random labels, image folders, and the one-line errors (a missing set, a set too 
 from __future__ import annotations
 
 import json
+import re
+import struct
 
 import numpy as np
 import pytest
@@ -171,6 +173,31 @@ def test_image_folder_problems_are_one_line_each(tmp_path):
     (tmp_path / "train" / "a" / "broken.png").write_text("not an image")
     with pytest.raises(UserError, match=r"cannot read .*broken.png as an image"):
         load_dataset(DataConfig(name="image_folder", root=str(tmp_path)), 0)
+
+
+def corrupt_label(raw, value: int) -> None:
+    labels = raw / "train-labels-idx1-ubyte"
+    payload = bytearray(labels.read_bytes())
+    payload[8 + 3] = value  # the fourth label, after the 8-byte header
+    labels.write_bytes(bytes(payload))
+
+
+def set_magic(raw, magic: int) -> None:
+    images = raw / "train-images-idx3-ubyte"
+    images.write_bytes(struct.pack(">I", magic) + images.read_bytes()[4:])
+
+
+@pytest.mark.parametrize("corruption, expected", [
+    (lambda raw: corrupt_label(raw, 12), r"mnist gives train label 12 \(sample 3, 1 such labels\); allowed: 0 to 9"),
+    (lambda raw: set_magic(raw, 0x1234), r"cannot read mnist from .*ubyte: a file is not in the format torchvision"),
+    (lambda raw: set_magic(raw, 0x0903), r"cannot read mnist from .*ubyte: .*dtype torch.uint8"),  # int8 pixels
+], ids=["a label beyond the classes", "an unknown idx magic number", "signed pixels"])
+def test_corrupt_idx_files_are_one_line_naming_the_root_and_nothing_is_written(tmp_path, corruption, expected):
+    write_mnist(tmp_path / "sets")
+    corruption(tmp_path / "sets" / "MNIST" / "raw")
+    config = write_yaml(tmp_path, image_config(tmp_path / "sets", "mnist"))
+    (line,) = user_error(invoke("train", config, "--out", tmp_path / "out"), tmp_path / "out")
+    assert "data.root: " in line and str(tmp_path / "sets") in line and re.search(expected, line), line
 
 
 def test_a_set_too_large_for_the_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):
