@@ -114,7 +114,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
     from dlcli.report.search import print_search_plan, print_search_result
     from dlcli.report.sweeps import sweep_progress
     from dlcli.sweep.backends import check_backend
-    from dlcli.sweep.search import batch_size, run_search
+    from dlcli.sweep.search import batch_size, check_probes, run_search
     from dlcli.sweep.trials import optuna_module
 
     if replicated:
@@ -123,6 +123,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
     search = load_search(config, grid, overrides, **options)
     optuna_module()  # installed? (before anything is written)
     check_output_root(out)
+    check_probes(search, force)
     if dry_run:
         print_search_plan(search, batch_size(search.settings))
         return

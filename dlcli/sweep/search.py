@@ -105,6 +105,16 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
                         int(sum(full.values())))
 
 
+def check_probes(search: Search, force: bool = False) -> None:
+    """The search's probe points (every bound and choice) prepared as trials are, before anything is
+    written: what only the data or the device can tell (a shift longer than the inputs, a model too large
+    for the memory) is refused then, not after the folder holds a search that cannot go on."""
+    try:
+        prepare_all(search.probes, search.config_path, force)
+    except UserError as error:
+        raise UserError([line.replace("point", "probe point") for line in error.problems]) from None
+
+
 def _pool(search: Search, workers: int, backend: str, address: str | None, gpus: float | None,
           on_note: Hook | None):
     """Where the stacks train: in this process (no pool), in local worker processes, or in Ray actors."""

@@ -391,6 +391,16 @@ def refused(result) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["run", "dry run"])
+def test_a_bound_only_the_data_rules_out_is_refused_before_anything_is_written(tmp_path, dry_run):
+    """A shift is fine for the config's checks, but gaussians' samples are a table, not signals."""
+    config = write_yaml(tmp_path, searchable(epochs=2))
+    result = invoke("sweep", config, "--method", "random", "--trials", "3", "--grid", "data.augment.shift=intuniform(0,5)",
+                    "--out", tmp_path / "out", *dry_run)
+    (line,) = user_error(result, tmp_path / "out")
+    assert line.endswith("data.augment.shift: shifts signals and images; gaussians is a table (probe point 2)"), line
+
+
 def test_a_folder_continues_only_its_own_search(tmp_path):
     """Another config file's values (an edited file), or a grid, is refused with the folder untouched;
     the same values given as --set flags in another order continue the search."""
