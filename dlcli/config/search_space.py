@@ -8,6 +8,7 @@ its values; the others are only sampled, by a search (`--method random|qmc|tpe`)
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Union
@@ -34,8 +35,13 @@ class Uniform:
 
     def value(self, sampled: Any) -> Any:
         """A sampled number as the config gets it: 6 significant digits (0.0316228), so config files read
-        well; the bounds have at most that many, so a rounded sample stays within them."""
-        return int(sampled) if self.integer else float(f"{float(sampled):.6g}")
+        well, more where the range is narrow for its size (uniform(0.1000001,0.1000004) keeps 11); never
+        rounded past a bound."""
+        if self.integer:
+            return int(sampled)
+        size, width = max(abs(self.low), abs(self.high)), self.high - self.low
+        digits = 6 + max(0, math.floor(math.log10(size / width))) if size > 0 else 6
+        return min(max(float(f"{float(sampled):.{digits}g}"), self.low), self.high)
 
     def __str__(self) -> str:
         kind = "intuniform" if self.integer else ("loguniform" if self.log else "uniform")
@@ -90,6 +96,8 @@ def _uniform(kind: str, values: list[Any], text: str) -> Uniform:
     if len(values) != 2 or len(numbers) != 2 or (integer and not all(isinstance(v, int) for v in numbers)):
         raise UserError(f"{text}: expected {kind}(low, high) with {'whole ' if integer else ''}numbers")
     low, high = numbers
+    if not all(map(math.isfinite, numbers)):
+        raise UserError(f"{text}: the bounds must be finite numbers")
     if low >= high:
         raise UserError(f"{text}: low must be below high")
     if kind == "loguniform" and low <= 0:

@@ -52,7 +52,7 @@ def sampler(settings: SearchSettings, asked: int):
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # QMCSampler is "experimental"
-        return optuna.samplers.QMCSampler(seed=settings.seed, scramble=True)
+        return optuna.samplers.QMCSampler(seed=settings.seed % 2**32, scramble=True)  # its seeds: 0 to 2³² − 1
 
 
 def distributions(space: dict[str, Distribution]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from conftest import invoke, line_with, read_csv_rows, succeeded, tiny_config, user_error, write_yaml
 from dlcli.config.search import load_search
@@ -31,11 +33,29 @@ def test_distributions_parse_next_to_values():
 
 @pytest.mark.parametrize("text, says", [("loguniform(0,1)", "low > 0"), ("uniform(1,0)", "below high"),
                                         ("intuniform(1.5,3)", "whole numbers"), ("uniform(1)", "uniform(low, high)"),
-                                        ("choice()", "at least one value"), ("uniform(a,1)", "numbers")])
+                                        ("choice()", "at least one value"), ("uniform(a,1)", "numbers"),
+                                        ("uniform(1e-3,.inf)", "finite"), ("loguniform(1e-3,1e400)", "finite")])
 def test_a_bad_distribution_says_what_is_allowed(text, says):
     with pytest.raises(UserError) as error:
         parse_values(text)
     assert says in str(error.value) and text in str(error.value)
+
+
+@given(st.floats(-1e6, 1e6), st.floats(1e-9, 1e6), st.floats(0, 1))
+def test_a_sample_as_the_config_gets_it_stays_within_the_bounds_and_near_the_draw(low, width, where):
+    """Rounded for config files to 6 significant digits, more for a range narrow for its size."""
+    assume(low + width > low)
+    distribution = Uniform(low, low + width)
+    drawn = low + where * width
+    value = distribution.value(drawn)
+    assert distribution.low <= value <= distribution.high
+    assert abs(value - drawn) <= 5e-5 * width + 1e-12 * abs(drawn)
+
+
+def test_samples_of_a_narrow_range_stay_distinct():
+    narrow = Uniform(0.1000001, 0.1000004)
+    assert [narrow.value(v) for v in (0.1000001, 0.10000025, 0.1000004)] == [0.1000001, 0.10000025, 0.1000004]
+    assert Uniform(0.003, 1, log=True).value(0.0316227766) == 0.0316228  # 6 digits where the range is wide
 
 
 def test_a_grid_expands_a_choice_and_refuses_a_sampled_distribution(tmp_path):

@@ -80,6 +80,19 @@ def test_samples_lie_within_the_bounds_on_their_scales_and_choices(tmp_path, met
         assert sorted(lrs[-10:])[5] < sorted(lrs[:10])[5]
 
 
+@pytest.mark.parametrize("method", ["random", "tpe", "qmc"])
+def test_every_method_takes_any_seed_as_its_value_modulo_2_to_the_32(tmp_path, method):
+    """Optuna's samplers take seeds of 32 bits (QMC refuses others); a search's seed is any integer."""
+    config = write_yaml(tmp_path, searchable())
+    points = []
+    for seed in (3, 3 + 2**32, 3 - 2**32):
+        search = load_search(config, ["optim.lr=loguniform(1e-4,1)"], method=method, seed=seed)
+        (tmp_path / str(seed)).mkdir()
+        study, _ = open_study(tmp_path / str(seed))
+        points.append([search.point(trial.params) for trial in ask(study, search.settings, search.space, 4)])
+    assert points[0] == points[1] == points[2]
+
+
 # ---- successive halving --------------------------------------------------------------------------
 
 
