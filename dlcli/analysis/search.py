@@ -99,6 +99,15 @@ def with_trials(frame: pd.DataFrame) -> pd.DataFrame:
                         chosen=[bool(mark and mark[1]) for mark in found])
 
 
+def outcomes(table: pd.DataFrame, metric: str) -> list[tuple[pd.Series, str]]:
+    """The trials by how they ended, each kind with the label its dots get in a best-so-far figure."""
+    status = table["status"].astype(str)
+    ended = status.isin([str(value) for value in layout.SUCCEEDED])
+    pruned = status == layout.Status.PRUNED
+    return [(ended, "a trial trained to the end"), (pruned, f"a pruned trial (its {metric} when stopped)"),
+            (~ended & ~pruned, f"a trial that diverged or failed (its {metric} when it stopped)")]
+
+
 def epochs_trained(table: pd.DataFrame) -> int:
     """What a search's trials trained in all (`search_table`'s running total, at its last trial)."""
     return int(table["epochs_total"].iloc[-1]) if len(table) else 0

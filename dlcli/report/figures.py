@@ -9,6 +9,7 @@ import pandas as pd
 
 from dlcli.analysis.compare import axis_value, interpolation_threshold, sort_key
 from dlcli.analysis.curves import measured_splits
+from dlcli.analysis.search import outcomes
 from dlcli.layout import SUCCEEDED, atomic_write_bytes
 from dlcli.report.text import label_of, value_text
 
@@ -217,15 +218,13 @@ def plot_best_so_far(table: pd.DataFrame, metric: str, path: Path) -> None:
     (what pruning saves); each trial's own metric as a dot, pruned trials grey, the chosen one starred."""
     plt = _pyplot()
     figure, panels = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    pruned = table["status"] == "pruned"
     for axes, x, label in ((panels[0], table["trial"] + 1, "trials"),
                            (panels[1], table["epochs_total"], "epochs trained (all trials)")):
         axes.step(x, table["best_so_far"], where="post", color="C0", label=f"best {metric} so far")
-        axes.plot(x[~pruned], table.loc[~pruned, metric], "o", color="C0", alpha=0.35, markersize=4,
-                  label="a trial trained to the end")
-        if pruned.any():
-            axes.plot(x[pruned], table.loc[pruned, metric], "o", color="grey", alpha=0.35, markersize=4,
-                      label=f"a pruned trial (its {metric} when stopped)")
+        for (shown, name), (marker, colour) in zip(outcomes(table, metric), (("o", "C0"), ("o", "grey"), ("x", "C1"))):
+            if shown.any():
+                axes.plot(x[shown], table.loc[shown, metric], marker, color=colour, alpha=0.5, markersize=4,
+                          linestyle="none", label=name)
         chosen = table["best"]
         axes.plot(x[chosen], table.loc[chosen, metric], "*", color="C3", markersize=14, label="the chosen trial")
         axes.set_xlabel(label)

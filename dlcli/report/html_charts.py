@@ -11,7 +11,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from dlcli.analysis.report_data import AgainstKey, BiasVariance, Curve, Heatmap, LrFind, Parallel, finite
-from dlcli.analysis.search import SearchView
+from dlcli.analysis.search import SearchView, outcomes
 from dlcli.layout import SUCCEEDED
 from dlcli.report.text import label_of, number_text, value_text
 
@@ -194,10 +194,11 @@ def best_so_far_figure(view: SearchView) -> go.Figure:
     keys = list(view.settings.get("space") or {})
     figure = make_subplots(1, 2, subplot_titles=("against trials", "against epochs trained (all trials)"),
                            shared_yaxes=True)
-    pruned, chosen = table["status"] == "pruned", table["best"]
-    kinds = [(~pruned & ~chosen, "a trial trained to the end", dict(color=COLOURS[0], size=7, opacity=0.5)),
-             (pruned & ~chosen, f"a pruned trial (its {metric} when stopped)", dict(color="grey", size=6, opacity=0.5)),
-             (chosen, "the chosen trial", dict(color=COLOURS[1], size=16, symbol="star"))]
+    chosen = table["best"]
+    markers = (dict(color=COLOURS[0], size=7, opacity=0.5), dict(color="grey", size=6, opacity=0.5),
+               dict(color=COLOURS[2], size=7, opacity=0.6, symbol="x"))
+    kinds = [(shown & ~chosen, name, marker) for (shown, name), marker in zip(outcomes(table, metric), markers)]
+    kinds.append((chosen, "the chosen trial", dict(color=COLOURS[1], size=16, symbol="star")))
     for column, x in ((1, table["trial"] + 1), (2, table["epochs_total"])):
         figure.add_trace(go.Scatter(x=list(x), y=[finite(value) for value in table["best_so_far"]], mode="lines",
                                     line=dict(color=COLOURS[0], shape="hv"), name=f"best {metric} so far",

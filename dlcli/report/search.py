@@ -61,7 +61,7 @@ def print_search_result(result) -> None:
     if best is None:
         console.print(f"[red]no trial trained to the end with a finite {result.metric}[/]")
     else:
-        keys = "  ".join(f"{key}={value_text(best[key])}" for key in best if "." in key)
+        keys = "  ".join(f"{key}={value_text(best[key])}" for key in result.keys)
         console.print(f"[bold green]best trial {best['trial']}[/] (chosen on {result.metric}): {keys}", soft_wrap=True)
         console.print(f"  {result.metric} {number_text(best[result.metric])}   then, once, its test error: "
                       f"{number_text(best['test_error'])}", soft_wrap=True)

@@ -11,7 +11,7 @@ in its row, for the chosen trial to be reported once, at the end.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -53,6 +53,7 @@ class SearchResult:
     best: dict[str, Any] | None  # the chosen trial's row (None when no trial completed)
     epochs: int  # epochs trained by all the trials' runs together
     full_epochs: int  # what they would have trained without pruning
+    keys: list[str] = field(default_factory=list)  # the keys sampled (the space's)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -102,7 +103,7 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
     epochs = _epochs(rows)
     full = {row["run_id"]: row.get("train.epochs", search.probes[0].train.epochs) for row in rows}
     return SearchResult(sweep_dir, rows, skipped, settings.metric, best_trial(rows, settings.metric), epochs,
-                        int(sum(full.values())))
+                        int(sum(full.values())), list(search.space))
 
 
 def check_probes(search: Search, force: bool = False) -> None:

@@ -111,3 +111,18 @@ def test_the_page_weighs_the_sampled_keys_as_compare_does(search, tmp_path):
     assert set(shares) == {"optim.lr", "model.hidden"}
     assert dict(zip(bars["y"], bars["x"])) == pytest.approx(shares)
     assert bars["y"][-1] == max(shares, key=shares.get)  # the largest on top
+
+
+def test_trials_that_diverged_are_drawn_apart_from_those_trained_to_the_end(tmp_path):
+    config = tiny_config(name="tiny")
+    config["train"] = {"epochs": 2, "val_fraction": 0.25}
+    succeeded(invoke("sweep", write_yaml(tmp_path, config), "--method", "random", "--trials", 8,
+                     "--grid", "optim.lr=loguniform(1e-2,1e8)", "--out", tmp_path / "out"))
+    runs = pd.read_csv(tmp_path / "out" / "tiny" / "runs.csv", dtype={"run_id": str})
+    counts = runs["status"].value_counts()
+    assert counts.get("diverged", 0) > 0 and counts.get("completed", 0) > 1  # the premise
+    _, blocks = report_of(tmp_path / "out" / "tiny", out=tmp_path / "search.html")
+    traces = {trace["name"]: trace for trace in blocks["figure-best-so-far"]["data"] if trace["xaxis"] == "x"}
+    assert len(traces["a trial trained to the end"]["x"]) == counts["completed"] - 1  # the chosen one: its star
+    stopped = traces["a trial that diverged or failed (its val_error when it stopped)"]
+    assert sorted(stopped["x"]) == sorted(runs.index[runs["status"] == "diverged"] + 1)

@@ -137,6 +137,15 @@ def test_the_result_points_to_the_chosen_trials_config_to_train_it_over_seeds(ha
     line_with(lines, "2 runs: 2 completed")
 
 
+def test_the_chosen_trials_line_names_every_sampled_key_dotted_or_not(tmp_path):
+    config = write_yaml(tmp_path, searchable(epochs=1))
+    stdout = succeeded(invoke("sweep", config, "--method", "random", "--trials", "3", "--grid", "seed=intuniform(0,100)",
+                              *LR_SPACE, "--out", tmp_path / "out"))
+    chosen = next(row for row in trials_of(tmp_path / "out" / "tiny") if row["trial"] == re.search(
+        r"best trial (\d+)", stdout).group(1))
+    line_with(stdout.splitlines(), f"seed={chosen['seed']}", f"optim.lr={float(chosen['optim.lr']):g}")
+
+
 def test_compare_on_several_searches_puts_each_ones_choice_side_by_side(tmp_path):
     """Two sampler seeds of one search: a row each with its chosen trial (on validation) and that
     trial's test error, as in each one's runs.csv; --plot overlays their best so far."""
