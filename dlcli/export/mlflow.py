@@ -4,9 +4,10 @@ the step, tags (status, run id, path, the run's own tags; a search trial's `dlcl
 `dlcli.chosen`) and the run folder's files as artifacts. A pruned trial ends FINISHED (its search's
 decision), a diverged or failed run FAILED, an interrupted one KILLED.
 
-A run already exported is found by its `dlcli.run_id` tag: left as it is when it has not changed
-since (same status, epochs and start, and for a trial whether it is chosen), else replaced, so
-exporting twice adds nothing. Any tracking
+A run already exported is found by the run folder it came from (its `dlcli.path` tag; or, for a folder
+moved since, an export of the same `dlcli.run_id` whose folder is gone): left as it is when it has not
+changed since (same status, epochs and start, and for a trial whether it is chosen), else replaced, so
+exporting twice adds nothing, and the same sweep run under two --out roots is two sets of runs. Any tracking
 URI works; a `sqlite:///PATH` store keeps its artifacts in an `mlartifacts` folder beside the file.
 Then: `mlflow ui --backend-store-uri URI`.
 """
@@ -25,6 +26,7 @@ from dlcli.export.runs import epoch_scalars, experiment_name, run_params, search
 from dlcli.layout import SUCCEEDED, Status
 
 RUN_ID_TAG = "dlcli.run_id"
+PATH_TAG = "dlcli.path"  # the run folder exported, resolved: what says two exports are of the same run
 VERSION_TAG = "dlcli.version"  # what the export saw: status, epochs, start; a change means export again
 TERMINAL = {Status.DIVERGED: "FAILED", Status.FAILED: "FAILED", Status.INTERRUPTED: "KILLED",
             Status.PRUNED: "FINISHED"}  # a pruned trial ended as its search decided; its dlcli.status says so
@@ -67,8 +69,11 @@ def export_runs(client: Any, frame: pd.DataFrame, uri: str) -> MlflowExport:
             run_id = str(run["run_id"])
             extra = trials.get(run_id, {})
             version = version_of(run) + (" chosen" if extra.get("dlcli.chosen") == "true" else "")
-            previous = exported.get(run_id)
+            source = str(Path(run["path"]).resolve())
+            previous = previous_export(exported, run_id, source)
             if previous is not None and previous.data.tags.get(VERSION_TAG) == version:
+                if previous.data.tags.get(PATH_TAG) != source:  # the folder moved: the tag follows it
+                    client.set_tag(previous.info.run_id, PATH_TAG, source)
                 result.unchanged.append(run_id)
                 continue
             if previous is not None:
@@ -95,15 +100,25 @@ def artifact_location(uri: str, name: str) -> str | None:
     return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts" / name).as_uri()
 
 
-def exported_runs(client: Any, experiment_id: str) -> dict[str, Any]:
-    """The experiment's live MLflow runs by their dlcli run id."""
-    found, token = {}, None
+def exported_runs(client: Any, experiment_id: str) -> list[Any]:
+    """The experiment's live MLflow runs that dlcli exported."""
+    found, token = [], None
     while True:
         page = client.search_runs([experiment_id], max_results=1000, page_token=token)
-        found |= {run.data.tags[RUN_ID_TAG]: run for run in page if RUN_ID_TAG in run.data.tags}
+        found += [run for run in page if RUN_ID_TAG in run.data.tags]
         token = page.token
         if not token:
             return found
+
+
+def previous_export(exported: list[Any], run_id: str, source: str) -> Any | None:
+    """The export of this run folder, else of a folder with the same run id that no longer exists (moved
+    here); taken out of `exported`, so that no other run claims it."""
+    tags = [run.data.tags for run in exported]
+    same = [i for i, tag in enumerate(tags) if tag.get(PATH_TAG) == source]
+    moved = [i for i, tag in enumerate(tags) if tag[RUN_ID_TAG] == run_id and not Path(tag.get(PATH_TAG, "")).exists()]
+    found = (same or moved or [None])[0]
+    return None if found is None else exported.pop(found)
 
 
 def version_of(run: pd.Series) -> str:
@@ -117,7 +132,7 @@ def log_run(client: Any, experiment_id: str, run: pd.Series, version: str, extra
 
     start = _milliseconds(run.get("started"))
     tags = {RUN_ID_TAG: str(run["run_id"]), VERSION_TAG: version, "dlcli.status": str(run["status"]),
-            "dlcli.path": str(Path(run["path"]).resolve()), **extra}
+            PATH_TAG: str(Path(run["path"]).resolve()), **extra}
     tags |= {key: str(value) for key, value in run.items() if key.startswith("tag.") and value == value
              and value is not None}
     created = client.create_run(experiment_id, start_time=start, tags=tags, run_name=str(run["run_id"]))

@@ -1,8 +1,12 @@
 """`dlcli export --to tensorboard DIR`: one event folder per run, DIR/<sweep>/<run id>, with the
 per-epoch scalars (train/test/val loss and error, lr, weight norm; the step is the epoch) and the
 HParams plugin's session data: the keys that differ between the exported runs against the final
-metrics (validation too, where measured: what a search chose on). Exporting again rewrites each run's folder, so nothing is duplicated. Then:
-`tensorboard --logdir DIR`.
+metrics (validation too, where measured: what a search chose on). Then: `tensorboard --logdir DIR`.
+
+Each event folder names the run folder it came from (SOURCE, beside the events), and exporting again
+rewrites that folder, so nothing is duplicated. Two run folders with the same sweep name and run id
+(the same sweep run under two --out roots) get DIR/<sweep>/<run id>, <run id>-2, ...: one never
+replaces the other.
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ import pandas as pd
 
 from dlcli.errors import UserError
 from dlcli.export.runs import epoch_scalars, experiment_name, final_metrics, param_value, swept_keys
+
+SOURCE = "dlcli-source.txt"  # in each event folder: the run folder it was exported from
 
 
 def export_tensorboard(frame: pd.DataFrame, log_dir: str | Path) -> list[Path]:
@@ -35,10 +41,12 @@ def export_tensorboard(frame: pd.DataFrame, log_dir: str | Path) -> list[Path]:
     metrics = final_metrics(frame)
     written = []
     for _, run in frame.iterrows():
-        folder = log_dir / experiment_name(run["path"]) / str(run["run_id"])
+        source = str(Path(run["path"]).resolve())
+        folder = event_folder(log_dir / experiment_name(run["path"]), str(run["run_id"]), source)
         if folder.exists():
             shutil.rmtree(folder)  # the run's previous export: replaced, not added to
         writer = SummaryWriter(log_dir=str(folder))
+        (folder / SOURCE).write_text(source + "\n", encoding="utf-8")
         try:
             for epoch, scalars in epoch_scalars(run["path"]):
                 for name, value in scalars.items():
@@ -51,6 +59,26 @@ def export_tensorboard(frame: pd.DataFrame, log_dir: str | Path) -> list[Path]:
             writer.close()
         written.append(folder)
     return written
+
+
+def event_folder(sweep_folder: Path, run_id: str, source: str) -> Path:
+    """The folder this run's events go to: the one exported from the same run folder before, else the
+    first of <run id>, <run id>-2, ... whose run folder no longer exists (moved, or an export that did
+    not name it), else the first free one."""
+    names = [run_id, *(f"{run_id}-{k}" for k in range(2, 2 + len(list(sweep_folder.glob(f"{run_id}-*")))))]
+    held = {name: _source_of(sweep_folder / name) for name in names if (sweep_folder / name).is_dir()}
+    for name, named in held.items():
+        if named == source:
+            return sweep_folder / name
+    for name, named in held.items():
+        if named is None or not Path(named).exists():
+            return sweep_folder / name
+    return sweep_folder / next(name for name in [*names, f"{run_id}-{len(names) + 1}"] if name not in held)
+
+
+def _source_of(folder: Path) -> str | None:
+    path = folder / SOURCE
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
 def discrete_domains(frame: pd.DataFrame, keys: list[str]) -> dict[str, list[Any]]:

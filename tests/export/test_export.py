@@ -50,7 +50,8 @@ def test_tensorboard_holds_every_csv_value_at_its_epoch_and_the_swept_keys(sweep
     folders = sorted((tmp_path / "tb" / "grid").iterdir())
     assert [folder.name for folder in folders] == sorted(row["run_id"] for row in rows)
     for folder in folders:
-        assert len(list(folder.iterdir())) == 1, list(folder.iterdir())  # one event file: nothing duplicated
+        assert len(list(folder.glob("*tfevents*"))) == 1, list(folder.iterdir())  # one event file: nothing duplicated
+        assert (folder / "dlcli-source.txt").read_text() == f"{sweep_dir.resolve() / folder.name}\n"
         events = EventAccumulator(str(folder))
         events.Reload()
         metrics = csv_metrics(sweep_dir / folder.name)
@@ -180,3 +181,36 @@ def test_a_search_exports_its_trials_numbered_the_chosen_one_tagged_and_pruned_o
     content = events.PluginTagToContent("hparams")[metadata.EXPERIMENT_TAG]
     shown = {info.name.tag for info in metadata.parse_experiment_plugin_data(content).metric_infos}
     assert {"val/error", "val/loss", "test/error"} <= shown
+
+
+def test_the_same_sweep_under_two_roots_exports_as_two_and_a_moved_one_replaces_its_own(sweep, tmp_path, tracking):
+    """Same sweep name and run ids in a/ and b/ (as a stacked sweep and its --no-vectorize twin): neither
+    export replaces the other's runs; exporting again changes nothing; a folder moved keeps its runs."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    sweep_dir, rows = sweep
+    for root in ("a", "b"):
+        shutil.copytree(sweep_dir, tmp_path / root / "grid")
+    folders = [tmp_path / "a" / "grid", tmp_path / "b" / "grid"]
+    for _ in range(2):
+        succeeded(invoke("export", *folders, "--to", "tensorboard", tmp_path / "tb"))
+        output = " ".join(succeeded(invoke("export", *folders, "--to", "mlflow", tracking)).split())
+    assert f"0 runs exported, 0 replaced, {2 * len(rows)} unchanged" in output
+    events = sorted((tmp_path / "tb" / "grid").iterdir())
+    assert len(events) == 2 * len(rows)
+    sources = {(folder / "dlcli-source.txt").read_text().strip() for folder in events}
+    assert sources == {str(folder / row["run_id"]) for folder in folders for row in rows}
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("grid").experiment_id
+    assert sorted(run.data.tags["dlcli.path"] for run in client.search_runs([experiment])) == sorted(sources)
+
+    shutil.move(tmp_path / "b", tmp_path / "c")  # a folder moved: its exports follow it
+    moved = [folders[0], tmp_path / "c" / "grid"]
+    succeeded(invoke("export", *moved, "--to", "tensorboard", tmp_path / "tb"))
+    output = " ".join(succeeded(invoke("export", *moved, "--to", "mlflow", tracking)).split())
+    assert f"0 runs exported, 0 replaced, {2 * len(rows)} unchanged" in output
+    assert len(list((tmp_path / "tb" / "grid").iterdir())) == 2 * len(rows)
+    paths = sorted(run.data.tags["dlcli.path"] for run in client.search_runs([experiment]))
+    assert paths == sorted(str(folder / row["run_id"]) for folder in moved for row in rows)
