@@ -84,10 +84,12 @@ def _opened(config: DataConfig, train: bool):
     known, root = TORCHVISION[config.name], data_root(config)
     reader = getattr(torchvision.datasets, known.name)
     split = {"split": "train" if train else "test"} if config.name == "svhn" else {"train": train}
+    folders = _folders(root)
     try:
         return reader(str(root), download=config.download, **split)
     except (RuntimeError, OSError) as error:
         if config.download:
+            _remove_new_empty_folders(root, folders)  # torchvision makes its folders before it downloads
             reason = " ".join(str(error).split())[:300] or type(error).__name__  # torchvision's spans lines
             raise UserError(f"data.download: could not download {config.name} into {root}: {reason}") from None
         raise UserError(f"data.root: {config.name} not found (or corrupted) in {root} (torchvision reads "
@@ -97,6 +99,17 @@ def _opened(config: DataConfig, train: bool):
     except (ValueError, EOFError, KeyError, IndexError, AssertionError, TypeError) as error:
         reason = " ".join(str(error).split())[:200] or "a file is not in the format torchvision reads"
         raise UserError(f"data.root: cannot read {config.name} from {root / known.files}: {reason}") from None
+
+
+def _folders(root: Path) -> set[Path]:
+    return {root, *(path for path in root.rglob("*") if path.is_dir())} if root.is_dir() else set()
+
+
+def _remove_new_empty_folders(root: Path, before: set[Path]) -> None:
+    """The folders under `root` (and root) made since `before` and left empty, deepest first."""
+    for folder in sorted(_folders(root) - before, key=lambda path: -len(path.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _split_arrays(opened, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -124,6 +137,11 @@ def image_folder(config: DataConfig, rng: np.random.Generator) -> Dataset:
     root = Path(config.root)
     if not root.is_dir():
         raise UserError(f"data.root: {root} is not a folder (image_folder needs one folder per class)")
+    if (root / "train").is_dir() and not (root / "test").is_dir():  # a split layout with val/ (ImageNet's)
+        others = sorted(path.name + "/" for path in root.iterdir() if path.is_dir() and path.name != "train")
+        raise UserError(f"data.root: {root} has train/ but no test/ (it has {', '.join(others) or 'nothing else'}); "
+                        "allowed: train/ and test/ folders of class folders (a validation split comes out of "
+                        "train/: train.val_fraction), or one folder of class folders")
     if (root / "train").is_dir() and (root / "test").is_dir():
         x_train, y_train, names = _read_folder(root / "train", config)
         x_test, y_test, test_names = _read_folder(root / "test", config)

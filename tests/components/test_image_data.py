@@ -79,15 +79,19 @@ def test_a_missing_set_is_one_line_naming_the_folder_and_the_download_flag(tmp_p
     assert str(empty) in line and "data.download: true" in line
 
 
-def test_a_failed_download_is_one_line(tmp_path, monkeypatch):
-    import torchvision.datasets.cifar
+@pytest.mark.parametrize("name", ["cifar10", "mnist"])
+def test_a_failed_download_is_one_line_and_leaves_no_folder_behind(tmp_path, monkeypatch, name):
+    import importlib
 
     def offline(*args, **kwargs):
         raise OSError("no route to host")
 
-    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
-    with pytest.raises(UserError, match=r"data.download: could not download cifar10 into .*no route to host"):
-        load_dataset(DataConfig(name="cifar10", root=str(tmp_path), download=True), seed=0)
+    module = importlib.import_module(f"torchvision.datasets.{'cifar' if name == 'cifar10' else name}")
+    monkeypatch.setattr(module, "download_and_extract_archive", offline)
+    (tmp_path / "sets" / "mine").mkdir(parents=True)  # the user's own folder stays
+    with pytest.raises(UserError, match=rf"data.download: could not download {name} into .*no route to host"):
+        load_dataset(DataConfig(name=name, root=str(tmp_path / "sets"), download=True), seed=0)
+    assert [path.name for path in (tmp_path / "sets").rglob("*")] == ["mine"]
 
 
 def test_a_relative_root_starts_at_the_config_files_folder(tmp_path):
@@ -161,6 +165,14 @@ def test_one_image_folder_is_split_by_class_with_the_data_seed(tmp_path):
     assert first.x_train.shape == (16, 1, 6, 6) and first.x_test.shape == (4, 1, 6, 6)
     assert sorted(first.y_test.tolist()) == [0, 0, 1, 1]  # stratified
     assert np.array_equal(first.x_test, again.x_test) and not np.array_equal(first.x_test, other.x_test)
+
+
+def test_a_train_folder_without_a_test_folder_is_refused_not_read_as_a_class(tmp_path):
+    write_png_folder(tmp_path / "train", ("a", "b"), per_class=2)
+    write_png_folder(tmp_path / "val", ("a", "b"), per_class=2)
+    with pytest.raises(UserError, match=r"data.root: .* has train/ but no test/ \(it has val/\); allowed: train/ "
+                                        r"and test/ folders"):
+        load_dataset(DataConfig(name="image_folder", root=str(tmp_path)), 0)
 
 
 def test_image_folder_problems_are_one_line_each(tmp_path):
