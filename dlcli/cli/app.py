@@ -6,14 +6,37 @@ import contextlib
 import functools
 import gc
 import signal
+import sys
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from dlcli.errors import UserError
 
+class OneLineUsageErrors(TyperGroup):
+    """Typer's group, with a usage error (an unknown option, a value out of its range) as one line on
+    stderr, exit 2, as every other bad input: not a framed usage panel."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as error:  # click's usage errors, as Typer bundles click
+            hint = f" ({error.ctx.command_path} -h for help)" if getattr(error, "ctx", None) else ""
+            if error.format_message():  # empty after the help a bare `dlcli` prints
+                typer.echo(f"error: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineUsageErrors,
     name="dlcli",
     help="Train, sweep and compare small PyTorch models from YAML, train and test error side by side: "
          "how do we know a model is good?",

@@ -366,3 +366,15 @@ def test_resume_on_a_full_disk_is_one_line_and_keeps_the_checkpoint(tmp_path, mo
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "No space left on device" in lines[0] and "resume again" in lines[0], lines
     assert (stopped.run_dir / "checkpoint.pt").read_bytes() == checkpoint
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["sweep", "c.yaml", "--trials", "0"], "error: Invalid value for '--trials': Input should be greater than or equal "
+                                           "to 1 (dlcli sweep -h for help)"),
+    (["train", "c.yaml", "--bogus"], "error: No such option: --bogus (Possible options: --out) (dlcli train -h for help)"),
+    (["bogus"], "error: No such command 'bogus'. (dlcli -h for help)"),
+])
+def test_a_usage_error_is_one_line_too(args, expected):
+    result = invoke(*args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.stderr.splitlines() == [expected]
