@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-import operator
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,6 @@ METRICS = ["train_error", "test_error", "gap", "train_loss", "test_loss", "best_
 EXTRA_METRICS = ["best_test_error", "epochs_run", "steps", "seconds", "bayes_error", "parameters",
                  "val_loss", "val_error", "weight_norm", "sparsity", "restored_epoch"]
 INFO = ["run_id", "status", "path", "started", "note", "trial", "chosen"]  # trial, chosen: a search's runs
-OPERATORS = {"==": operator.eq, "=": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le,
-             ">": operator.gt, "<": operator.lt}
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -91,30 +87,6 @@ def varying_keys(frame: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
     return varying, constant
 
 
-def where(frame: pd.DataFrame, expressions: list[str]) -> pd.DataFrame:
-    """Keep the rows where every `COLUMN OP VALUE` holds (OP: == != >= <= > <)."""
-    for expression in expressions:
-        found = re.fullmatch(r"\s*([\w.-]+)\s*(==|!=|>=|<=|=|>|<)\s*(.+?)\s*", expression)
-        if not found:
-            raise UserError(f"--where {expression}: expected COLUMN OP VALUE, e.g. optim.lr>=0.1 "
-                            "(OP: == != >= <= > <)")
-        column, symbol, text = found.groups()
-        if column.startswith(TAG_PREFIX) and column not in frame.columns:
-            frame = frame.assign(**{column: None})  # a tag no run has: no run has that value
-        check_columns(frame, [column], "--where")
-        value = hashable(parse_value(text))  # a list compares as its cell text: [64, 64]
-        compare = OPERATORS[symbol]
-
-        def holds(cell: Any) -> bool:
-            try:
-                return bool(compare(cell, value))
-            except TypeError:  # e.g. 'full' > 32: not comparable, so not selected
-                return symbol == "!="
-
-        frame = frame[frame[column].map(holds)]
-    return frame
-
-
 def check_columns(frame: pd.DataFrame, columns: list[str], option: str) -> None:
     missing = [column for column in columns if column not in frame.columns]
     if missing:
@@ -131,9 +103,8 @@ def group(frame: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFram
             numbers = pd.to_numeric(members[metric], errors="coerce")
             row[metric] = numbers.mean()
             row[f"{metric}_std"] = numbers.std(ddof=1) if numbers.count() > 1 else 0.0
-        statuses = members["status"].value_counts()
-        row["status"] = statuses.index[0] if len(statuses) == 1 else ", ".join(
-            f"{n} {status}" for status, n in statuses.items())
+        statuses = sorted(members["status"].value_counts().items(), key=lambda item: (-item[1], str(item[0])))
+        row["status"] = statuses[0][0] if len(statuses) == 1 else ", ".join(f"{n} {status}" for status, n in statuses)
         row["n"] = len(members)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -144,10 +115,15 @@ def sort_runs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     descending = column.startswith("-")
     column = column.lstrip("-")
     check_columns(frame, [column], "--sort")
-    failed = ~frame["status"].isin(SUCCEEDED)
+    failed = ~frame["status"].map(succeeded)
     keys = frame[column].map(sort_key)
     order = sorted(range(len(frame)), key=lambda i: (bool(failed.iloc[i]), _flip(keys.iloc[i], descending)))
     return frame.iloc[order].reset_index(drop=True)
+
+
+def succeeded(status: Any) -> bool:
+    """Whether a run's status, or a seed group's (`2 completed, 1 early_stopped`), is success for all."""
+    return all(part.split(" ")[-1] in SUCCEEDED for part in str(status).split(", "))
 
 
 def pivot(frame: pd.DataFrame, row_key: str, column_key: str, value: str) -> tuple[pd.DataFrame, pd.DataFrame]:

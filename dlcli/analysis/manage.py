@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from dlcli import layout
-from dlcli.analysis.compare import find_runs, load_runs, run_config, where
+from dlcli.analysis.compare import find_runs, load_runs, run_config
+from dlcli.analysis.filters import where
 from dlcli.components.tags import check_run_dirs, read_tags
 from dlcli.config.flat import flatten
 from dlcli.errors import UserError

@@ -21,6 +21,7 @@ import pandas as pd
 
 from dlcli import layout
 from dlcli.analysis import compare as runs
+from dlcli.analysis.filters import where as keep_where
 from dlcli.analysis.search import SearchView, is_search, read_search
 from dlcli.errors import UserError
 from dlcli.layout import SUCCEEDED
@@ -122,7 +123,7 @@ def report_data(paths: list[str | Path], where: list[str] | None = None, by: lis
         if not any(extras.values()):
             raise
         return ReportData(runs=pd.DataFrame(), **extras)
-    frame = runs.where(frame, list(where or []))
+    frame = keep_where(frame, list(where or []))
     if frame.empty:
         raise UserError("--where: no run matches")
     search = read_search(paths[0], list(where or [])) if len(paths) == 1 and is_search(paths[0]) else None

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from dlcli import layout
-from dlcli.analysis.compare import where as keep_where
+from dlcli.analysis.filters import where as keep_where
 from dlcli.errors import UserError
 from dlcli.sweep.trials import best_trial
 

@@ -51,7 +51,8 @@ def compare(
 
     Example: dlcli compare results/batch_lr_grid --pivot optim.batch_size,optim.lr --plot docs/grid.png
     """
-    from dlcli.analysis.compare import load_runs, where as keep_where
+    from dlcli.analysis.compare import load_runs
+    from dlcli.analysis.filters import where as keep_where
     from dlcli.analysis.search import with_trials
 
     if fmt not in FORMATS:
@@ -220,7 +221,8 @@ def _is_search(path: Path) -> bool:
 def _compare_search(path: Path, where: list[str], sort: str | None, fmt: str, plot) -> None:
     """The search's trials (those `where` keeps, in trial order or by `sort`); the best so far is the
     whole search's, and so is the figure."""
-    from dlcli.analysis.compare import sort_runs, where as keep_where
+    from dlcli.analysis.compare import sort_runs
+    from dlcli.analysis.filters import where as keep_where
     from dlcli.analysis.search import epochs_trained, search_table
     from dlcli.report import compare as show
     from dlcli.report.search import print_search_table

@@ -136,9 +136,14 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, A
 def parse_value(text: str) -> Any:
     """A command-line value as YAML, except that `1e-3` is a number (YAML 1.1 reads it as text)."""
     value = yaml.safe_load(text) if text.strip() else None
-    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
-        return float(value)
-    return value
+    number = scientific_number(value) if isinstance(value, str) else None
+    return value if number is None else number
+
+
+def scientific_number(text: str) -> float | None:
+    """`1e-3`, `2.5E+4` as a number; None for any other text."""
+    found = re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", text.strip())
+    return float(text) if found else None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]]) -> list[str]:

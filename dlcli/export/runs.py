@@ -10,6 +10,7 @@ import pandas as pd
 
 from dlcli import layout
 from dlcli.analysis import compare
+from dlcli.analysis.filters import where as keep_where
 from dlcli.analysis.search import is_search, search_table
 
 # metrics.csv column -> the scalar's name in TensorBoard and MLflow (train/test/val side by side)
@@ -24,7 +25,7 @@ def select_runs(paths: list[str | Path], where: list[str] | None = None) -> pd.D
     """The runs at or below `paths` where every --where expression holds (as dlcli compare reads them)."""
     from dlcli.errors import UserError
 
-    frame = compare.where(compare.load_runs(paths), list(where or []))
+    frame = keep_where(compare.load_runs(paths), list(where or []))
     if frame.empty:
         raise UserError("--where: no run matches")
     return frame

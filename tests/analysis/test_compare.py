@@ -198,6 +198,8 @@ def test_markdown_format(sweep):
     ("optim.lr<0.1", lambda runs: runs["optim.lr"] < 0.1),
     ("status==completed", lambda runs: runs["status"] == "completed"),
     ("optim.batch_size!=16", lambda runs: runs["optim.batch_size"] != 16),
+    ("optim.lr>=1e-1", lambda runs: runs["optim.lr"] >= 0.1),  # YAML 1.1 reads 1e-1 as text: a number here
+    ("optim.lr<1E-1", lambda runs: runs["optim.lr"] < 0.1),
 ])
 def test_where_filters_runs(sweep, expression, keep):
     sweep_dir, runs = sweep
@@ -224,6 +226,8 @@ def test_two_wheres_both_hold(sweep):
     ("optim.lr", "optim.lr"),
     ("optim.lrr>=0.1", "optim.lrr"),
     ("nonsense==3", "nonsense"),
+    ("optim.lr>>0.1", "optim.lr>>0.1: >0.1 is not a number, and optim.lr holds numbers"),
+    ("test_error<abc", "test_error<abc: abc is not a number"),
 ])
 def test_bad_where_exits_2_naming_it(sweep, expression, named):
     message = user_error(invoke("compare", sweep[0], "--where", expression))
@@ -468,3 +472,18 @@ def test_a_missing_path_exits_2(tmp_path):
 def test_where_that_matches_nothing_exits_2(sweep):
     message = user_error(invoke("compare", sweep[0], "--where", "optim.lr>1e9"))
     assert "--where" in message
+
+
+def test_a_seed_group_whose_runs_all_succeeded_sorts_among_the_completed_ones():
+    """Early stopping is success: a group of one early-stopped and one completed run is not pushed below
+    the others, and the same mix is spelled the same whichever run comes first."""
+    from dlcli.analysis.compare import group, sort_runs
+
+    runs = pd.DataFrame({"optim.lr": [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.4, 0.4],
+                         "status": ["completed", "early_stopped", "early_stopped", "completed",
+                                    "completed", "completed", "diverged", "completed"],
+                         "test_error": [0.30, 0.32, 0.20, 0.22, 0.40, 0.42, 0.9, 0.1]})
+    groups = group(runs, ["optim.lr"], ["test_error"])
+    assert groups["status"].tolist()[:2] == ["1 completed, 1 early_stopped"] * 2
+    ordered = sort_runs(groups, "test_error")
+    assert ordered["optim.lr"].tolist() == [0.2, 0.1, 0.3, 0.4]  # the group with a diverged run last

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import invoke, succeeded, text, tiny_config
-from dlcli.analysis.compare import load_runs, varying_keys, where
+from dlcli.analysis.compare import load_runs, varying_keys
+from dlcli.analysis.filters import where
 from dlcli.components.tags import read_tags, tag_runs
 from dlcli.config.load import experiment_from_dict
 from dlcli.engine.loop import train
