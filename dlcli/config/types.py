@@ -19,4 +19,4 @@ Integer = Annotated[int, BeforeValidator(_reject_bool)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)

@@ -378,3 +378,20 @@ def test_a_usage_error_is_one_line_too(args, expected):
     result = invoke(*args)
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert result.stderr.splitlines() == [expected]
+
+
+@pytest.mark.parametrize("assignment", ["optim.lr=.inf", "regularization.l2=.inf", "optim.momentum=-.inf"])
+def test_an_infinite_number_is_refused_as_nan_is(tmp_path, assignment):
+    line = one_problem(tmp_path, tiny_config(), "--set", assignment)
+    assert line.endswith(f"--set {assignment.split('=')[0]}: Input should be a finite number, got "
+                         f"{'-' if '-' in assignment else ''}inf"), line
+
+
+def test_a_key_given_twice_in_a_config_file_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: twice\ndata: {name: gaussians}\nmodel: {name: mlp, hidden: [8]}\n"
+                    "optim:\n  name: sgd\n  lr: 0.1\n  lr: 0.2\ntrain: {epochs: 1}\n")
+    out = tmp_path / "out"
+    (line,) = user_error(invoke("train", path, "--out", out), out)
+    assert line == f"error: {path}: line 7, column 3: YAML syntax error: the key lr is given twice in one mapping " \
+                   "(once allowed)"
