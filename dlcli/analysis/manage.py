@@ -182,7 +182,8 @@ class CleanResult:
 
 def clean_runs(root: str | Path, statuses: list[Status] | None = None, dry_run: bool = False) -> CleanResult:
     """Remove the run folders below `root` with these statuses (default CLEAN_DEFAULT), never a
-    `running` one whose process is alive; a removed sweep point goes back to `pending` in its runs.csv."""
+    `running` one whose process is alive; a removed sweep point goes back to `pending` in its runs.csv
+    (a search's finished trial keeps its row: its journal keeps the outcome, and it is never trained again)."""
     wanted = {status.value for status in (statuses or CLEAN_DEFAULT)}
     result = CleanResult([], [], dry_run=dry_run)
     for run_dir in find_runs([root]):
@@ -199,6 +200,9 @@ def clean_runs(root: str | Path, statuses: list[Status] | None = None, dry_run: 
     for removal in result.removed if not dry_run else []:
         shutil.rmtree(removal.path)
     for sweep_dir, run_ids in _by_sweep(result.removed).items():
+        if (sweep_dir / layout.SEARCH_JOURNAL).is_file():  # a search's journal keeps a finished trial's outcome
+            run_ids = {removal.path.name for removal in result.removed if removal.path.parent == sweep_dir
+                       and removal.status not in layout.FINISHED}
         reset = reset_points(sweep_dir / layout.RUNS, run_ids, write=not dry_run)
         if reset:
             result.reset[sweep_dir / layout.RUNS] = reset

@@ -228,14 +228,21 @@ def _rows(study, search: Search, sweep_dir: Path) -> list[dict[str, Any]]:
         row = {"trial": trial.number, "run_id": run_id, "seed": experiment.seed, **point, "status": Status.PENDING}
         summary = layout.finished_summary(sweep_dir / run_id) or _interrupted(sweep_dir / run_id)
         if summary is None and trial.state.name in JOURNAL_STATUS:  # failed, or its folder removed since
-            summary = _summary(sweep_dir / run_id) or {
-                "status": JOURNAL_STATUS[trial.state.name], search.settings.metric: trial.value,
-                "message": "its run folder was removed; the outcome is the journal's"}
+            summary = _summary(sweep_dir / run_id) or _journal_outcome(trial, search.settings.metric)
         if summary:
             row |= {"status": summary["status"], **{key: summary.get(key) for key in
                                                       layout.SEARCH_RESULT_COLUMNS + layout.RUN_RESULT_COLUMNS}}
         rows.append(row)
     return rows
+
+
+def _journal_outcome(trial, metric: str) -> dict[str, Any]:
+    """A trial's row from the journal alone (its folder removed, by `dlcli clean --status pruned` say): its
+    status, and its metric at the last epoch reported (where a pruned trial stopped)."""
+    last = max(trial.intermediate_values, default=None)
+    value = trial.value if trial.value is not None or last is None else trial.intermediate_values[last]
+    return {"status": JOURNAL_STATUS[trial.state.name], metric: value, "epochs_run": last,
+            "message": "its run folder was removed; the outcome is the journal's"}
 
 
 def _interrupted(run_dir: Path) -> dict[str, Any] | None:

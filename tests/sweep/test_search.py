@@ -146,6 +146,28 @@ def test_the_chosen_trials_line_names_every_sampled_key_dotted_or_not(tmp_path):
     line_with(stdout.splitlines(), f"seed={chosen['seed']}", f"optim.lr={float(chosen['optim.lr']):g}")
 
 
+def test_pruned_trials_cleaned_away_keep_their_rows_and_are_never_trained_again(tmp_path):
+    """`dlcli clean --status pruned` frees their folders; runs.csv keeps each one's outcome, before and
+    after the search runs again (then read from the journal: where it stopped, and its metric there)."""
+    config = write_yaml(tmp_path, searchable(epochs=4))
+    search = ["sweep", config, "--method", "random", "--trials", "9", *LR_SPACE, "--prune", "asha",
+              "--out", tmp_path / "out"]
+    succeeded(invoke(*search))
+    sweep_dir = tmp_path / "out" / "tiny"
+    before = trials_of(sweep_dir)
+    pruned = [row for row in before if row["status"] == "pruned"]
+    assert pruned  # the premise
+    succeeded(invoke("clean", sweep_dir, "--status", "pruned"))
+    assert not any((sweep_dir / row["run_id"]).exists() for row in pruned)
+    assert trials_of(sweep_dir) == before
+    assert "(9 already done" in succeeded(invoke(*search))
+    after = {row["trial"]: row for row in trials_of(sweep_dir)}
+    for row in pruned:
+        again = after[row["trial"]]
+        assert again["status"] == "pruned" and again["epochs_run"] == row["epochs_run"]
+        assert float(again["val_error"]) == pytest.approx(float(row["val_error"]))
+
+
 def test_compare_on_several_searches_puts_each_ones_choice_side_by_side(tmp_path):
     """Two sampler seeds of one search: a row each with its chosen trial (on validation) and that
     trial's test error, as in each one's runs.csv; --plot overlays their best so far."""
