@@ -80,7 +80,9 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
         layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, yaml.safe_dump(search.spec(), sort_keys=False))
         rows = _rows(study, search, sweep_dir)
         _write_runs_csv(sweep_dir, rows, search)
-        skipped = sum(row["status"] in FINISHED for row in rows)
+        # Told to the journal before: trials whose runs finished but were not told (killed in between) are
+        # told, and announced, with their batch.
+        skipped = sum(trial.state.name in JOURNAL_STATUS for trial in study.get_trials(deepcopy=False))
         (on_skipped or (lambda count: None))(skipped)
         try:
             while True:
