@@ -92,8 +92,10 @@ def load_sweep(config_path: str | Path, grid: list[str] = (), zipped: list[str] 
     """
     config_path = Path(config_path)
     section = read_sweep_section(config_path)
-    grid_axes = {**section_axes(section.grid, f"{config_path}: sweep.grid"), **cli_axes(grid, "--grid")}
-    zip_axes = {**section_axes(section.zip, f"{config_path}: sweep.zip"), **cli_axes(zipped, "--zip")}
+    command_grid, command_zip = cli_axes(grid, "--grid"), cli_axes(zipped, "--zip")
+    given = {*command_grid, *command_zip}  # a command-line axis replaces the file's, of either kind
+    grid_axes = {**without(section_axes(section.grid, f"{config_path}: sweep.grid"), given), **command_grid}
+    zip_axes = {**without(section_axes(section.zip, f"{config_path}: sweep.zip"), given), **command_zip}
     spec = SweepSpec(grid={key: grid_values(key, values) for key, values in grid_axes.items()},
                      zip={key: grid_values(key, values) for key, values in zip_axes.items()},
                      seeds=seeds or section.seeds)
@@ -233,6 +235,10 @@ def read_sweep_section(config_path: Path) -> SweepSection:
     except ValidationError as error:
         raise UserError([f"{source}: sweep.{'.'.join(map(str, e['loc']))}: {e['msg']}"
                          for e in error.errors()]) from None
+
+
+def without(axes: dict[str, list[Any]], keys: set[str]) -> dict[str, list[Any]]:
+    return {key: values for key, values in axes.items() if key not in keys}
 
 
 def _check_spec(spec: SweepSpec) -> None:

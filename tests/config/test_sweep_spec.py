@@ -185,6 +185,17 @@ def test_command_line_axis_replaces_the_yaml_axis_of_the_same_key(tmp_path):
     assert {e.seed for e in sweep.experiments} == {0, 1, 2}
 
 
+def test_a_command_line_axis_replaces_the_yaml_axis_of_the_same_key_of_the_other_kind(tmp_path):
+    """--zip over the file's grid key (the linear scaling rule over a batch × lr grid), --grid over its zip key."""
+    zipped = load_sweep(yaml_sweep_config(tmp_path), zipped=["optim.lr=0.01,0.02", "model.hidden=[8],[16]"])
+    assert sorted({(e.optim.lr, e.optim.batch_size, tuple(e.model.hidden)) for e in zipped.experiments}) == \
+        [(0.01, 16, (8,)), (0.02, 32, (16,))]
+    gridded = load_sweep(yaml_sweep_config(tmp_path), grid=["optim.batch_size=8,16,64"], zipped=["model.hidden=[8]"])
+    assert len(gridded.points) == 2 * 3 * 2  # lr × batch size × seeds
+    with pytest.raises(UserError, match="optim.lr: swept both as a grid and a zip axis"):
+        load_sweep(yaml_sweep_config(tmp_path), grid=["optim.lr=0.1,0.2"], zipped=["optim.lr=0.1,0.2"])
+
+
 def test_dry_run_counts_yaml_and_command_line_axes(tmp_path):
     out = tmp_path / "out"
     stdout = succeeded(invoke("sweep", yaml_sweep_config(tmp_path), "--grid", "train.epochs=1,2", "--out", out,
