@@ -139,6 +139,10 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, A
         if not equals or not key:
             problems.append(f"--set {item}: expected KEY=VALUE, e.g. --set optim.lr=0.05")
             continue
+        if key.split(".")[0] == "sweep":
+            problems.append(f"--set {key}: the sweep section is set in the file or by dlcli sweep's options "
+                            "(--grid, --zip, --seeds, --method, --trials, --batch, --prune, --metric), not --set")
+            continue
         try:
             value = parse_value(text)
         except yaml.YAMLError:

@@ -395,3 +395,12 @@ def test_a_key_given_twice_in_a_config_file_is_refused_with_its_line(tmp_path):
     (line,) = user_error(invoke("train", path, "--out", out), out)
     assert line == f"error: {path}: line 7, column 3: YAML syntax error: the key lr is given twice in one mapping " \
                    "(once allowed)"
+
+
+def test_the_sweep_section_set_with_set_says_which_options_set_it(tmp_path):
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    (line,) = user_error(invoke("sweep", config, "--grid", "optim.lr=0.1,0.2", "--set", "sweep.seeds=2", "--out", out),
+                         out)
+    assert "--set sweep.seeds: the sweep section is set in the file or by dlcli sweep's options (--grid, --zip, " \
+           "--seeds" in line, line
