@@ -8,6 +8,7 @@ one of the same key). Values are YAML (`1,8,32,full`, `[64,64],[128,128]`) or ge
 """
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import re
@@ -233,8 +234,22 @@ def read_sweep_section(config_path: Path) -> SweepSection:
     try:
         return SweepSection.model_validate(section)
     except ValidationError as error:
-        raise UserError([f"{source}: sweep.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                         for e in error.errors()]) from None
+        problems = {_section_problem(e): None for e in error.errors()}  # one line per key, in order
+        raise UserError([f"{source}: {problem}" for problem in problems]) from None
+
+
+def _section_problem(error: dict[str, Any]) -> str:
+    """One line for a pydantic error in the sweep section: an axis's values (pydantic tries each of the
+    types an axis allows, an error each) as one, an unknown key with the nearest known one."""
+    location = [str(part) for part in error["loc"]]
+    if location[0] in ("grid", "zip") and len(location) > 1:
+        return (f"sweep.{location[0]}.{location[1]}: expected a list of values, or text such as 0.1,0.2 or "
+                "loguniform(1e-4,1)")
+    if error["type"] == "extra_forbidden":
+        near = difflib.get_close_matches(location[0], list(SweepSection.model_fields), n=1)
+        return f"sweep.{location[0]}: unknown key" + (f" (did you mean {near[0]}?)" if near else
+                                                       f" (known: {', '.join(SweepSection.model_fields)})")
+    return f"sweep.{'.'.join(location)}: {error['msg']}"
 
 
 def without(axes: dict[str, list[Any]], keys: set[str]) -> dict[str, list[Any]]:

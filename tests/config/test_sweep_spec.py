@@ -202,3 +202,14 @@ def test_dry_run_counts_yaml_and_command_line_axes(tmp_path):
                               "--dry-run"))
     assert re.search(rf"\b{2 * 2 * 2 * 2} runs\b", stdout), stdout
     assert not out.exists()
+
+
+def test_a_sweep_section_problem_is_one_line_per_key(tmp_path):
+    """An axis pydantic rejects under each of its allowed types, and a misspelled key, one line each."""
+    config = tiny_config()
+    config["sweep"] = {"trails": 3, "grid": {"optim.lr": {"a": 1}}}
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", write_yaml(tmp_path, config), "--out", out), out)
+    assert sorted(line.split(": ", 2)[2] for line in lines) == [
+        "sweep.grid.optim.lr: expected a list of values, or text such as 0.1,0.2 or loguniform(1e-4,1)",
+        "sweep.trails: unknown key (did you mean trials?)"]
