@@ -1,6 +1,7 @@
 """The loss command: cross-entropy, entropy and KL of a target and predictions, by hand."""
 from __future__ import annotations
 
+import math
 from typing import List, Optional
 
 import typer
@@ -35,6 +36,8 @@ def loss(
     p = _distribution(target, "--target")
     names = [name.strip() for name in classes.split(",")]
     if len(names) != len(p):
+        if classes != LECTURE_CLASSES:
+            raise UserError(f"--classes {classes}: {len(names)} names for the {len(p)} classes of --target")
         names = [str(i) for i in range(len(p))]
     rows = []
     for text in prediction or LECTURE_PREDICTIONS:
@@ -54,6 +57,10 @@ def _distribution(text: str, option: str) -> list[float]:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         raise UserError(f"{option} {text}: expected comma-separated probabilities, e.g. 0.2,0.3,0.5") from None
-    if any(value < 0 for value in values) or abs(sum(values) - 1) > 1e-6:
-        raise UserError(f"{option} {text}: probabilities must be ≥ 0 and sum to 1 (they sum to {sum(values):g})")
+    if not all(math.isfinite(value) for value in values):
+        raise UserError(f"{option} {text}: probabilities must be finite numbers from 0 to 1")
+    if any(value < 0 for value in values):
+        raise UserError(f"{option} {text}: probabilities must be ≥ 0 (one is {min(values):g})")
+    if abs(sum(values) - 1) > 1e-6:
+        raise UserError(f"{option} {text}: probabilities must sum to 1 (they sum to {sum(values):g})")
     return values

@@ -102,6 +102,10 @@ def print_loss_table(classes: list[str], target: list[float], rows: list[dict[st
     for column in ("prediction q", "H(p)", "KL(p ‖ q)", "H(p, q) = H(p) + KL", "H(q, p)"):
         table.add_column(column, justify="left" if column == "prediction q" else "right")
     for row in rows:
-        table.add_row(row["prediction"], f"{row['H(p)']:.3f}", f"{row['KL(p||q)']:.3f}", f"{row['H(p,q)']:.3f}",
-                      f"{row['H(q,p)']:.3f}" if row["H(q,p)"] != float("inf") else "inf")
+        table.add_row(row["prediction"], *(_nats(row[key]) for key in ("H(p)", "KL(p||q)", "H(p,q)", "H(q,p)")))
     console.print(table)
+
+
+def _nats(value: float) -> str:
+    """3 decimals, inf as itself, and no `-0.000` (a sum of terms 0·log 0 that rounds below zero)."""
+    return "inf" if value == float("inf") else f"{value + 0.0:.3f}".replace("-0.000", "0.000")

@@ -40,3 +40,18 @@ def test_bad_distributions_are_user_errors():
         result = CliRunner().invoke(app, ["loss", *args])
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert "error:" in result.stderr
+
+
+def test_each_bad_input_says_what_is_wrong_with_it():
+    for args, says in ((["--target", "nan,1"], "--target nan,1: probabilities must be finite numbers from 0 to 1"),
+                       (["--prediction", "0.5,nan"], "must be finite"),
+                       (["--target", "-0.1,1.1"], "--target -0.1,1.1: probabilities must be ≥ 0 (one is -0.1)"),
+                       (["--target", "0.5,0.5", "--classes", "a,b,c"], "--classes a,b,c: 3 names for the 2 classes")):
+        result = CliRunner().invoke(app, ["loss", *args])
+        assert result.exit_code == 2 and says in result.stderr, (args, result.output)
+
+
+def test_a_perfect_prediction_costs_zero_not_minus_zero():
+    result = CliRunner().invoke(app, ["loss", "--target", "1,0", "--prediction", "1,0"])
+    assert result.exit_code == 0 and "-0.000" not in result.stdout
+    assert numbers_in_row(result.stdout, "│ 1,0") == [0.0, 0.0, 0.0, 0.0]
