@@ -129,7 +129,8 @@ def succeeded(status: Any) -> bool:
 def pivot(frame: pd.DataFrame, row_key: str, column_key: str, value: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A grid of the mean `value` (rows × columns), and a grid of how the cell's runs that did not
     complete ended (`diverged`, `interrupted, pruned`; "" where every run completed)."""
-    check_columns(frame, [row_key, column_key, value], "--pivot")
+    check_columns(frame, [row_key, column_key], "--pivot")
+    check_columns(frame, [value], "--value")
     cells = frame.assign(_ended=frame["status"].where(~frame["status"].isin(SUCCEEDED), ""),
                          _value=pd.to_numeric(frame[value], errors="coerce"),
                          _row=frame[row_key].map(group_value), _column=frame[column_key].map(group_value))
@@ -233,7 +234,8 @@ def comparison(frame: pd.DataFrame, by: list[str] | None = None, columns: list[s
     Returns the table, the key columns it shows, and whether its rows are groups (with *_std and n).
     """
     metrics = [metric for metric in (columns or METRICS) if metric != "status"]
-    check_columns(frame, metrics + (by or []), "--columns" if by is None else "--by/--columns")
+    check_columns(frame, by or [], "--by")
+    check_columns(frame, metrics, "--columns")
     varying, _ = varying_keys(frame)
     if by is not None:
         keys, grouped = by, True

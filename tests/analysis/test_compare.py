@@ -342,6 +342,17 @@ def test_pivot_needs_two_keys(sweep):
     assert "--pivot" in message
 
 
+@pytest.mark.parametrize("args, named", [
+    (["--pivot", "optim.batch_size,optim.lr", "--value", "nope"], "--value nope: unknown column"),
+    (["--pivot", "optim.batch_size,nope"], "--pivot nope: unknown column"),
+    (["--by", "nope"], "--by nope: unknown column"),
+    (["--columns", "nope"], "--columns nope: unknown column"),
+])
+def test_an_unknown_column_is_named_with_the_option_that_gave_it(sweep, args, named):
+    message = user_error(invoke("compare", sweep[0], *args))
+    assert named in message, message
+
+
 # ---- --curves ------------------------------------------------------------------------------------
 
 
