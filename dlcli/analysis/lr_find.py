@@ -104,7 +104,8 @@ def _accuracy(loss: str, outputs: torch.Tensor, targets: torch.Tensor) -> float:
 
 def _suggest(rows: list[dict[str, float]], stopped_early: bool) -> LrFindResult:
     if len(rows) < 10:
-        return LrFindResult(rows, None, "too few steps before the loss blew up: lower --min", {}, stopped_early)
+        why = "too few steps before the loss blew up: lower --min" if stopped_early else "too few steps: raise --steps"
+        return LrFindResult(rows, None, why + " (a suggestion needs 10)", {}, stopped_early)
     lrs = np.array([row["lr"] for row in rows])
     smoothed = np.array([row["smoothed_loss"] for row in rows])
     lowest = int(np.argmin(smoothed))

@@ -430,6 +430,12 @@ def test_lr_find_suggests_an_lr_that_trains_better_than_a_hundredth_of_it(tmp_pa
             or good.summary["test_error"] < slow.summary["test_error"]), (good.summary, slow.summary)
 
 
+def test_lr_find_with_too_few_steps_says_to_raise_them_when_the_loss_did_not_blow_up(tmp_path):
+    result = invoke("lr-find", CONFIGS / "quickstart.yaml", "--steps", 3, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "no suggestion: too few steps: raise --steps (a suggestion needs 10)" in " ".join(result.stdout.split())
+
+
 @pytest.mark.parametrize("low, high", [(1.0, 1.0), (2.0, 1.0), (0.0, 1.0)])
 def test_lr_find_needs_min_below_max(tmp_path, low, high):
     out = tmp_path / "out"
