@@ -51,8 +51,13 @@ def train(
         sys.stdout.write(to_yaml(experiment))  # verbatim: YAML must not be wrapped or styled
         return
     check_output_root(out)
+    from dlcli.config.load import read_yaml_mapping
     from dlcli.engine.loop import train as train_experiment
-    from dlcli.report.console import epoch_progress
+    from dlcli.report.console import epoch_progress, print_note
+
+    if read_yaml_mapping(config).get("sweep"):
+        print_note(f"{config} has a sweep: section; this trains its base config once (dlcli sweep {config} runs "
+                   "the sweep)")
 
     with epoch_progress(experiment.name, experiment.train.epochs) as on_epoch, \
             removed_if_unwritable(out, experiment.name), training_command():

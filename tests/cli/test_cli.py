@@ -15,7 +15,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, assert_no_traceback, line_with, text, tiny_config
+from conftest import REPO, assert_no_traceback, invoke, line_with, succeeded, text, tiny_config, write_yaml
 from dlcli.cli import app
 from dlcli.config.load import load_experiment
 
@@ -578,3 +578,13 @@ def test_python_dash_m_dlcli_help():
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr
     assert "train" in completed.stdout and "evaluate" in completed.stdout
+
+
+def test_train_on_a_config_with_a_sweep_section_says_it_trains_the_base_config_once(tmp_path):
+    config = tiny_config()
+    config["sweep"] = {"grid": {"optim.lr": [0.1, 0.2]}}
+    path = write_yaml(tmp_path, config)
+    stdout = succeeded(invoke("train", path, "--out", tmp_path / "out"))
+    assert f"{path} has a sweep: section; this trains its base config once (dlcli sweep {path} runs the sweep)" \
+        in " ".join(stdout.split())
+    assert len(list((tmp_path / "out" / "tiny").iterdir())) == 1
