@@ -15,7 +15,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, assert_no_traceback, invoke, line_with, succeeded, text, tiny_config, write_yaml
+from conftest import REPO, assert_no_traceback, line_with, succeeded, text, tiny_config, write_yaml
 from dlcli.cli import app
 from dlcli.config.load import load_experiment
 
