@@ -97,9 +97,7 @@ def load_sweep(config_path: str | Path, grid: list[str] = (), zipped: list[str] 
     given = {*command_grid, *command_zip}  # a command-line axis replaces the file's, of either kind
     grid_axes = {**without(section_axes(section.grid, f"{config_path}: sweep.grid"), given), **command_grid}
     zip_axes = {**without(section_axes(section.zip, f"{config_path}: sweep.zip"), given), **command_zip}
-    spec = SweepSpec(grid={key: grid_values(key, values) for key, values in grid_axes.items()},
-                     zip={key: grid_values(key, values) for key, values in zip_axes.items()},
-                     seeds=seeds or section.seeds)
+    spec = SweepSpec(grid=listed(grid_axes), zip=listed(zip_axes), seeds=seeds or section.seeds)
     _check_spec(spec)
     points = spec.points()
     experiments, problems = [], {}
@@ -250,6 +248,19 @@ def _section_problem(error: dict[str, Any]) -> str:
         return f"sweep.{location[0]}: unknown key" + (f" (did you mean {near[0]}?)" if near else
                                                        f" (known: {', '.join(SweepSection.model_fields)})")
     return f"sweep.{'.'.join(location)}: {error['msg']}"
+
+
+def listed(axes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Each axis's values, a choice expanded; every axis a grid cannot list (a sampled one) said at once."""
+    values, problems = {}, []
+    for key, given in axes.items():
+        try:
+            values[key] = grid_values(key, given)
+        except UserError as error:
+            problems += error.problems
+    if problems:
+        raise UserError(problems)
+    return values
 
 
 def without(axes: dict[str, list[Any]], keys: set[str]) -> dict[str, list[Any]]:

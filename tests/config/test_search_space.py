@@ -67,6 +67,16 @@ def test_a_grid_expands_a_choice_and_refuses_a_sampled_distribution(tmp_path):
     line_with(lines, "optim.lr", "loguniform", "--method")
 
 
+def test_a_grid_names_every_sampled_axis_it_cannot_list(tmp_path):
+    config = write_yaml(tmp_path, searchable())
+    out = tmp_path / "out"
+    lines = user_error(invoke("sweep", config, "--grid", "optim.lr=loguniform(1e-3,1)", "--grid",
+                              "model.dropout=uniform(0,0.5)", "--out", out), out)
+    assert len(lines) == 2, lines
+    line_with(lines, "optim.lr", "loguniform", "is sampled, not listed")
+    line_with(lines, "model.dropout", "uniform", "is sampled, not listed")
+
+
 def test_search_options_on_a_grid_are_refused(tmp_path):
     config = write_yaml(tmp_path, searchable())
     out = tmp_path / "out"
