@@ -17,13 +17,15 @@ class SweepProgress:
     """One progress bar over a sweep's runs and a line per finished run. The bar shows once the
     sweep starts (its points are checked first: a mistake is reported without one)."""
 
-    def __init__(self, progress: Progress, task: Any):
-        self.progress, self.task = progress, task
+    def __init__(self, progress: Progress, task: Any, total: int):
+        self.progress, self.task, self.total = progress, task, total
 
     def skipped(self, count: int) -> None:
-        """Points finished by an earlier invocation count as done from the start."""
+        """Points finished by an earlier invocation count as done from the start (a search's folder may
+        hold more trials than --trials asks for now: all of them count)."""
         self._show()
-        self.progress.update(self.task, completed=count)
+        self.total = max(self.total, count)
+        self.progress.update(self.task, total=self.total, completed=count)
 
     def finished(self, row: dict[str, Any]) -> None:
         self._show()
@@ -42,7 +44,7 @@ def sweep_progress(total: int) -> Iterator[SweepProgress]:
         TextColumn("ETA"), TimeRemainingColumn(), console=console,
     )
     try:
-        yield SweepProgress(progress, progress.add_task("sweep", total=total))
+        yield SweepProgress(progress, progress.add_task("sweep", total=total), total)
     finally:
         if progress.live.is_started:
             progress.stop()
