@@ -28,6 +28,12 @@ class EarlyStopper:
             self.best_value, self.best_row, self.best_state = value, row, state
         return row["epoch"] - self.best_row["epoch"] >= self.config.patience
 
+    def would_stop(self, row: dict[str, Any]) -> bool:
+        """Whether recording this row would stop the run (nothing recorded)."""
+        if not self.active or row[self.config.metric] < self.best_value:
+            return False
+        return self.best_row is not None and row["epoch"] - self.best_row["epoch"] >= self.config.patience
+
     def message(self, epoch: int) -> str:
         return (f"{self.config.metric} has not improved for {self.config.patience} epochs; stopped after "
                 f"epoch {epoch}, best epoch {self.best_row['epoch']}")

@@ -142,6 +142,10 @@ class RunLog:
         if self._stopper.should_stop(row, state):
             self._end(Status.EARLY_STOPPED, self._stopper.message(row["epoch"]))
 
+    def stops_early_at(self, row: dict[str, Any]) -> bool:
+        """Whether this row, once recorded, stops the run early (its epoch is then its last)."""
+        return not self.ended and self._stopper.would_stop(row)
+
     def diverge(self, epoch: int) -> None:
         """End the run: its losses were not finite in this epoch (0: at initialization)."""
         self._end(Status.DIVERGED, _divergence_message(epoch, self.experiment))

@@ -31,6 +31,8 @@ def record_epoch(models: Trainable, data: dict[str, Tensor], members: list[Membe
     measured_data = data if last else between_last(data, members)
     with one_thread(models.single_threaded):  # a model alone sums as in a stack (ModelStack.single_threaded)
         measured = measure(models, measured_data, members[0].experiment.loss, sums)
+        if measured_data is not data:
+            measured = _last_of_stopping(models, data, members, measured, position, sums)
     snapshot = models.snapshot()
     for m, (member, values) in enumerate(zip(members, measured)):
         if values is None:
@@ -39,6 +41,19 @@ def record_epoch(models: Trainable, data: dict[str, Tensor], members: list[Membe
         row = {**position, "lr": member.lr, **UNMEASURED, **values, "seconds": time.perf_counter() - started}
         member.log.record(row, ModelState(snapshot, m))
         on_epoch(row)
+
+
+def _last_of_stopping(models: Trainable, data: dict[str, Tensor], members: list[Member],
+                      measured: list[dict[str, float] | None], position: dict[str, int],
+                      sums: Tensor | None) -> list[dict[str, float] | None]:
+    """A run that stops early at this epoch ends on it: it measures every split, as a last epoch does;
+    the others keep what the epochs before the last measure (alone or stacked, the same rows)."""
+    stopping = [values is not None and member.log.stops_early_at({**position, **values})
+                for member, values in zip(members, measured)]
+    if not any(stopping):
+        return measured
+    every = measure(models, data, members[0].experiment.loss, sums)
+    return [full if stops else values for full, values, stops in zip(every, measured, stopping)]
 
 
 def check_finite(members: list[Member], updates: EpochUpdates, epoch: int) -> None:

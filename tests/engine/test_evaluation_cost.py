@@ -71,6 +71,32 @@ def test_eval_splits_val_measures_the_validation_split_until_the_last_epoch(tmp_
     assert (lean.summary["best_epoch"], lean.summary["best_test_error"]) == (7, lean.summary["test_error"])
 
 
+def test_a_run_stopped_early_measures_every_split_at_the_epoch_it_stops_on(tmp_path):
+    """eval_splits: val with early stopping: the stopping epoch is the run's last, so it measures train and
+    test there, as the last epoch does; the stacked runs that go on keep measuring validation alone."""
+    stopping = {"early_stopping": {"patience": 1, "restore_best": False, "metric": "val_error"}}
+    whole_config = config_with(val_fraction=0.25, epochs=30)
+    whole_config["regularization"] = stopping
+    whole = train(experiment_from_dict(whole_config), tmp_path / "whole")
+    lean_config = config_with(val_fraction=0.25, epochs=30, eval_splits="val")
+    lean_config["regularization"] = stopping
+    lean = train(experiment_from_dict(lean_config), tmp_path / "lean")
+    assert lean.summary["status"] == Status.EARLY_STOPPED and lean.summary["epochs_run"] < 30  # the premise
+    measured, reference = metrics(lean.run_dir), metrics(whole.run_dir)
+    assert measured.iloc[-1].equals(reference.iloc[-1])  # every split at the stopping epoch, as measured always
+    for key in ("train_error", "test_error", "gap"):
+        assert lean.summary[key] == whole.summary[key] is not None
+    assert measured["test_error"].iloc[1:-1].isna().all()
+
+    config = write_yaml(tmp_path, lean_config)
+    grid = ["--grid", "optim.lr=0.01,0.1", "--grid", "seed=0,1"]
+    succeeded(invoke("sweep", config, *grid, "--out", tmp_path / "stacked"))
+    succeeded(invoke("sweep", config, *grid, "--no-vectorize", "--out", tmp_path / "alone"))
+    assert_same_sweep(tmp_path / "alone" / "tiny", tmp_path / "stacked" / "tiny")
+    runs = pd.read_csv(tmp_path / "stacked" / "tiny" / "runs.csv")
+    assert runs["epochs_run"].nunique() > 1 and runs["test_error"].notna().all()  # they stopped apart, each measured
+
+
 def test_eval_splits_val_needs_a_validation_split_and_the_last_weights(tmp_path):
     for train_keys, expected in (({}, "train.val_fraction > 0"),
                                  ({"val_fraction": 0.25}, "restore_best")):
