@@ -90,6 +90,9 @@ KNOBS = {  # each knob a stack holds per model: the grid that varies it, and the
                                     "params": {"classes": 2, "dim": 2, "separation": 2.0, "sigma": 1.0}}}),
     "data_seed": (["--grid", "data.seed=1,2,3"], {}),
     "schedule": (["--grid", "optim.schedule.name=constant,cosine", "--grid", "optim.schedule.warmup_epochs=0,1"], {}),
+    "regression_one_output": (["--seeds", "2", "--grid", "optim.lr=0.01,0.05"],  # a product of one output column
+                              {"data": {"name": "sine", "n_train": 100, "n_test": 200, "params": {"dim": 1}},
+                               "loss": "mse", "model": {"name": "mlp", "hidden": [16, 16], "activation": "tanh"}}),
     "cnn": (["--seeds", "2", "--grid", "optim.lr=0.05,0.1"],
             {"data": {"name": "digits"}, "model": {"name": "cnn", "hidden": [4, 8], "norm": "layer"},
              "train": {"epochs": 2}}),
