@@ -122,6 +122,11 @@ def _least_squares_problems(experiment: Experiment) -> list[tuple[str, str]]:
             problems.append((f"regularization.{key}", "not available with lstsq (l2 gives ridge regression)"))
     if experiment.train.compile:
         problems.append(("train.compile", "lstsq makes no gradient steps to compile"))
+    augment = experiment.data.augment
+    for key, unset in (("noise_std", 0), ("shift", 0), ("crop", 0), ("flip", False)):
+        if getattr(augment, key) != unset:
+            problems.append((f"data.augment.{key}", "not available with lstsq: it solves once, on the data as they "
+                                                    "are, with no batches to augment (l2 regularizes it)"))
     return problems
 
 

@@ -553,3 +553,12 @@ def test_weight_norm_is_the_l2_norm_of_all_parameters(tmp_path, model):
     expected_first = _parameter_norm(initial.state_dict(), names)
     assert rows[0]["weight_norm"] == pytest.approx(expected_first, rel=1e-4)
     assert abs(expected_last - expected_first) > 1e-3 * expected_first  # training moved the weights
+
+
+@pytest.mark.parametrize("augment", [{"noise_std": 0.5}, {"shift": 2}])
+def test_lstsq_refuses_augmentation_it_would_ignore(tmp_path, augment):
+    config = rff_config(100)
+    config["data"]["augment"] = augment
+    key = next(iter(augment))
+    with pytest.raises(UserError, match=rf"data.augment.{key}: not available with lstsq"):
+        experiment_from_dict(config)
