@@ -61,6 +61,10 @@ def load_study(config_path: str | Path, trials: int, seeds: int | None = None, g
     if method == "fresh" and base.data.name not in GENERATED:
         problems.append(f"--split fresh: fresh draws need a generated data set ({', '.join(GENERATED)}); "
                         f"{base.data.name} is fixed: use --split disjoint or bootstrap")
+    if method == "disjoint" and base.data.name in GENERATED:
+        problems.append(f"--split disjoint: cuts a fixed data set's training samples into {trials} slices; "
+                        f"{base.data.name} is generated: draw each training set fresh (--split fresh, its default) "
+                        "or bootstrap it (--split bootstrap)")
     if problems:
         raise UserError(problems)
     data_seed = base.seed if base.data.seed is None else base.data.seed  # one test set for every run

@@ -286,6 +286,8 @@ def test_the_command_end_to_end_and_resumed(tmp_path):
     (["--trials", "3", "--split", "halves"], "--split"),
     (["--trials", "3", "--grid", "seed=1,2"], "seed"),
     (["--trials", "3", "--set", "data.resample.method=none"], "data.resample"),
+    (["--trials", "2", "--split", "disjoint"], "--split disjoint: cuts a fixed data set's training samples into 2 "
+                                               "slices; sine is generated"),
 ])
 def test_bad_requests_exit_2_and_write_nothing(tmp_path, extra, message):
     config = write_yaml(tmp_path, sine_config(name="bad", epochs=1))
