@@ -24,6 +24,8 @@ from dlcli.layout import SUCCEEDED
 METRICS = ["train_error", "test_error", "gap", "train_loss", "test_loss", "best_epoch"]
 EXTRA_METRICS = ["best_test_error", "epochs_run", "steps", "seconds", "bayes_error", "parameters",
                  "val_loss", "val_error", "weight_norm", "sparsity", "restored_epoch"]
+# Keys that repeat a point rather than vary it: the seed, and a bias-variance study's training set.
+REPLICATES = ("seed", "data.resample.index")
 INFO = ["run_id", "status", "path", "started", "note", "trial", "chosen"]  # trial, chosen: a search's runs
 
 
@@ -240,8 +242,8 @@ def comparison(frame: pd.DataFrame, by: list[str] | None = None, columns: list[s
     if by is not None:
         keys, grouped = by, True
     else:
-        keys = [key for key in varying if key != "seed"]
-        grouped = "seed" in varying and _has_replicates(frame, keys)
+        keys = [key for key in varying if key not in REPLICATES]
+        grouped = any(key in varying for key in REPLICATES) and _has_replicates(frame, keys)
     sort_column = sort.lstrip("-")
     hidden = [] if sort_column in metrics + keys + varying + INFO else [sort_column]  # sort by it, not shown
     check_columns(frame, [sort_column], "--sort")
@@ -261,7 +263,7 @@ def _has_replicates(frame: pd.DataFrame, keys: list[str]) -> bool:
 def plot_keys(frame: pd.DataFrame, by: list[str] | None) -> tuple[str, list[str]]:
     """The key to plot errors against (the first swept numeric key, or of `by`), and the keys that
     tell the lines apart."""
-    swept = [key for key in (by or varying_keys(frame)[0]) if key != "seed"]
+    swept = [key for key in (by or varying_keys(frame)[0]) if key not in REPLICATES]
     numeric = [key for key in swept if frame[key].map(axis_value).notna().any()]
     if not numeric:
         raise UserError("--plot: no swept numeric key to plot against (try --curves or --pivot)")

@@ -129,7 +129,7 @@ def report_data(paths: list[str | Path], where: list[str] | None = None, by: lis
     search = read_search(paths[0], list(where or [])) if len(paths) == 1 and is_search(paths[0]) else None
     table, keys, grouped = runs.comparison(frame, by, sort=search.metric if search else "test_error")
     data = ReportData(frame, table, keys, grouped, runs.varying_keys(frame)[1], search=search, **extras)
-    swept = [key for key in keys if key != "seed"]
+    swept = [key for key in keys if key not in runs.REPLICATES]
     if search is None:  # a search's trials are read on validation, and its sampled points make no grid
         data.against = against_key(frame, by)
         if len(swept) >= 2:

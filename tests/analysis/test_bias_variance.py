@@ -312,3 +312,19 @@ def test_help_has_an_example():
     result = invoke("bias-variance", "--help")
     assert result.exit_code == 0, result.output
     assert re.search(r"Example:\s+dlcli bias-variance configs/\S+\.yaml", text(result.stdout)), result.stdout
+
+
+def test_compare_on_a_study_groups_its_training_sets_and_seeds_as_replicates(sine_widths):
+    """The training set's index repeats a grid point, as a seed does: one row per width, its mean over
+    the K × S runs equal to the study's risk."""
+    import io
+
+    import pandas as pd
+
+    result = invoke("compare", sine_widths.sweep.sweep_dir, "--columns", "test_loss", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(io.StringIO(result.stdout))
+    assert "data.resample.index" not in table.columns and sorted(table["n"]) == [8, 8]
+    risks = {str(row["model.hidden"]): row["risk"] for row in sine_widths.rows if row["decomposition"] == "mse"}
+    for _, row in table.iterrows():
+        assert row["test_loss"] == pytest.approx(risks[row["model.hidden"]], rel=1e-4)
