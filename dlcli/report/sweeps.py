@@ -10,7 +10,7 @@ from rich.table import Table
 
 from dlcli.layout import FINISHED, Status
 from dlcli.report.console import console
-from dlcli.report.text import number_text, value_text
+from dlcli.report.text import number_text, short_names, value_text
 
 
 class SweepProgress:
@@ -109,6 +109,9 @@ _DECOMPOSITION_TITLES = {
 }
 
 
+NUMBER_WIDTH = len("0.1234")  # number_text's
+
+
 def print_bias_variance(rows: list[dict[str, Any]], keys: list[str], incomplete: list[str], path: str,
                         plot: str | None) -> None:
     """One table per decomposition, a row per grid point; the variance's two parts where measured."""
@@ -123,9 +126,15 @@ def print_bias_variance(rows: list[dict[str, Any]], keys: list[str], incomplete:
         columns += ["noise"] if noise else []
         columns += ["Bayes"] if any(row["bayes_error"] is not None for row in members) else []
         console.print(f"[bold]{title.format(noise=' + noise' if noise else '')}[/]", soft_wrap=True)
-        table = Table()
-        for column in columns:
-            table.add_column(column, justify="left" if column in keys else "right")
+        table, names = Table(), short_names(keys)
+        numbers = [max(len(column), NUMBER_WIDTH) for column in columns if column not in keys]
+        room = (console.width - sum(numbers) - 3 * len(columns) - 1) // max(len(keys), 1)  # what the keys can have
+        for column in columns:  # a key's values may fold over lines; a number is never cut (a header may be)
+            if column in keys:
+                widest = max(len(value_text(row[column])) for row in members)
+                table.add_column(names[column], overflow="fold", min_width=max(3, min(widest, room)))
+            else:
+                table.add_column(column, justify="right", no_wrap=True, min_width=NUMBER_WIDTH)
         for row in members:
             cells = [value_text(row[key]) for key in keys]
             cells += [number_text(row[key]) for key in ("risk", "bias2", "variance")]

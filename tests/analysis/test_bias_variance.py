@@ -328,3 +328,16 @@ def test_compare_on_a_study_groups_its_training_sets_and_seeds_as_replicates(sin
     risks = {str(row["model.hidden"]): row["risk"] for row in sine_widths.rows if row["decomposition"] == "mse"}
     for _, row in table.iterrows():
         assert row["test_loss"] == pytest.approx(risks[row["model.hidden"]], rel=1e-4)
+
+
+def test_the_tables_keep_every_number_and_header_whole_in_80_columns(tmp_path):
+    config = write_yaml(tmp_path, sine_config(name="narrow", hidden=(4,), epochs=2))
+    result = runner.invoke(app, ["bias-variance", str(config), "--trials", "2", "--seeds", "2", "--grid",
+                                 "model.hidden=[2],[16,16]", "--grid", "optim.lr=0.01,0.02", "--out",
+                                 str(tmp_path / "out")], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line[:1] in "┏┃┡│└"]  # the tables'
+    rows = [line for line in lines if line.startswith("│")]
+    assert all(len(line) <= 80 for line in lines) and "…" not in "".join(rows)
+    numbers = [re.findall(r"\d\.\d{4}", row) for row in rows]
+    assert [len(found) for found in numbers if found][:4] == [6] * 4  # risk, bias², variance, its parts, noise: whole
