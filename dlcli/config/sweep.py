@@ -143,29 +143,41 @@ def parse_values(text: str) -> list[Any]:
     return values
 
 
+MAX_AXIS_VALUES = 10_000  # a grid axis's values
+MAX_POINTS = 100_000  # a sweep's points, every one checked (and a run folder) before anything runs
+
+
 def _generator(piece: str) -> list[Any] | None:
     found = re.fullmatch(r"\s*(range|log)\((.*)\)\s*", piece)
     if not found:
         return None
     kind, arguments = found.groups()
     numbers = [_number(argument) for argument in arguments.split(",")]
-    if any(number is None for number in numbers):
-        raise UserError(f"{piece.strip()}: arguments must be numbers")
+    if any(number is None or not math.isfinite(number) for number in numbers):
+        raise UserError(f"{piece.strip()}: arguments must be finite numbers")
     if kind == "range":
         if len(numbers) not in (2, 3) or (len(numbers) == 3 and numbers[2] <= 0):
             raise UserError(f"{piece.strip()}: expected range(start, stop[, step > 0])")
         start, stop, step = (*numbers, 1)[:3]
         count = max(0, math.ceil((stop - start) / step))
+        _check_count(piece, count)
         values = [start + i * step for i in range(count)]
         # 0.1 + 3 * 0.1 rounds to 0.4000000000000001 > 0.4: the stop is excluded whatever the rounding.
         return [_tidy(value) for value in values if value < stop - 1e-9 * abs(step)]
     if len(numbers) != 3 or numbers[0] <= 0 or numbers[1] <= 0 or numbers[2] < 1 or int(numbers[2]) != numbers[2]:
         raise UserError(f"{piece.strip()}: expected log(low > 0, high > 0, count >= 1)")
     low, high, count = numbers[0], numbers[1], int(numbers[2])
+    _check_count(piece, count)
     if count == 1:
         return [_tidy(low)]
     ratio = (high / low) ** (1 / (count - 1))
     return [_tidy(low * ratio**i) for i in range(count)]
+
+
+def _check_count(piece: str, count: int) -> None:
+    """An axis is listed before anything runs: a generator of millions of values would fill the memory."""
+    if count > MAX_AXIS_VALUES:
+        raise UserError(f"{piece.strip()}: {count:,} values; allowed: at most {MAX_AXIS_VALUES:,} per axis")
 
 
 def _number(text: str) -> int | float | None:
@@ -277,5 +289,9 @@ def _check_spec(spec: SweepSpec) -> None:
     problems += [f"{key}: swept both as a grid and a zip axis" for key in sorted(both)]
     if spec.seeds and "seed" in {**spec.grid, **spec.zip}:
         problems.append("seed: swept as an axis and by --seeds; use one")
+    count = math.prod(len(values) for values in spec.grid.values()) * (len(next(iter(spec.zip.values()), [0])) or 1) \
+        * (spec.seeds or 1)
+    if count > MAX_POINTS:
+        problems.append(f"the sweep has {count:,} points; allowed: at most {MAX_POINTS:,} (each a run folder)")
     if problems:
         raise UserError(problems)

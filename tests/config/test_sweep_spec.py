@@ -213,3 +213,21 @@ def test_a_sweep_section_problem_is_one_line_per_key(tmp_path):
     assert sorted(line.split(": ", 2)[2] for line in lines) == [
         "sweep.grid.optim.lr: expected a list of values, or text such as 0.1,0.2 or loguniform(1e-4,1)",
         "sweep.trails: unknown key (did you mean trials?)"]
+
+
+@pytest.mark.parametrize("grid, says", [
+    (["optim.lr=range(0,1e400)"], "range(0,1e400): arguments must be finite numbers"),
+    (["optim.lr=range(0,nan)"], "range(0,nan): arguments must be finite numbers"),
+    (["train.epochs=range(1,1e12)"], "range(1,1e12): 999,999,999,999 values; allowed: at most 10,000 per axis"),
+    (["optim.lr=log(0.1,1,1e9)"], "1,000,000,000 values; allowed: at most 10,000 per axis"),
+    (["optim.lr=range(1,1000)", "train.epochs=range(1,1000)", "seed=range(0,1000)"],
+     "the sweep has 998,001,000 points; allowed: at most 100,000"),
+])
+def test_a_grid_too_large_to_list_is_refused_before_it_is_built(tmp_path, grid, says):
+    """A generator's values are listed, and every point checked, before anything runs: unbounded ones are
+    refused in one line instead of filling the memory."""
+    out = tmp_path / "out"
+    arguments = [argument for item in grid for argument in ("--grid", item)]
+    (line,) = user_error(invoke("sweep", write_yaml(tmp_path, tiny_config()), *arguments, "--out", out, "--dry-run"),
+                         out)
+    assert says in line, line
