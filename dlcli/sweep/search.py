@@ -31,7 +31,7 @@ from dlcli.sweep.backends import clear_run_dirs
 from dlcli.sweep.lockstep import LocalTraining, Stepped, train_in_lockstep
 from dlcli.sweep.runner import sweep_lock
 from dlcli.sweep.journal import Journal
-from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
+from dlcli.sweep.trials import MESSAGE_ATTR, STATUS_ATTR, Rungs, ask, best_trial, open_study, running, tell
 from dlcli.sweep.unit_workers import Rebalance, WorkerPool, split_for, start_units
 
 if TYPE_CHECKING:
@@ -149,8 +149,11 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
     _tell_finished(study, journal, search, sweep_dir, trials_of, on_result)
     if not trials_of:  # every trial repeats a configuration trained before
         return False
-    run_ids = list(trials_of)
-    prepared = prepare_all([experiments[run_id] for run_id in run_ids], search.config_path, force)
+    prepared = _prepared_trials(study, journal, search, sweep_dir, trials_of, experiments, force, on_result)
+    if not prepared:
+        return False
+    run_ids = list(prepared)
+    prepared = list(prepared.values())
     starts = [checkpoint_epoch(sweep_dir / run_id) for run_id in run_ids]
     units, notes = plan_units(prepared, vectorize, starts)
     if pool is not None:
@@ -179,6 +182,29 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
                                                          zip(run_ids, prepared)}, vectorize, force, tags)
     with threads_for(prepared[0].experiment.train.threads):
         return train_in_lockstep(trainings, run_dirs, rung, finished, regroup)
+
+
+def _prepared_trials(study, journal: Journal, search: Search, sweep_dir: Path, trials_of: dict[str, list[int]],
+                     experiments: dict, force: bool, on_result: Hook | None) -> dict[str, Prepared]:
+    """The batch's runs prepared, by run id. A sampled point that the data or the device rule out
+    (between the bounds, where the probes did not look) fails its trials with the reason, and the others
+    go on; taken out of `trials_of`."""
+    try:
+        return dict(zip(trials_of, prepare_all([experiments[run_id] for run_id in trials_of], search.config_path,
+                                               force)))
+    except UserError:
+        pass
+    prepared, failed = {}, []
+    for run_id in list(trials_of):
+        try:
+            prepared[run_id] = prepare_all([experiments[run_id]], search.config_path, force)[0]
+        except UserError as error:
+            message = "; ".join(line.removesuffix(" (every point)") for line in error.problems)
+            tell(study, trials_of[run_id], {"status": Status.FAILED, "message": message}, search.settings.metric)
+            failed += trials_of.pop(run_id)
+    journal.flush()
+    _announce(_rows(study, search, sweep_dir), set(failed), on_result)
+    return prepared
 
 
 def _tell_finished(study, journal: Journal, search: Search, sweep_dir: Path, trials_of: dict[str, list[int]],
@@ -243,8 +269,9 @@ def _journal_outcome(trial, metric: str) -> dict[str, Any]:
     status, and its metric at the last epoch reported (where a pruned trial stopped)."""
     last = max(trial.intermediate_values, default=None)
     value = trial.value if trial.value is not None or last is None else trial.intermediate_values[last]
-    return {"status": JOURNAL_STATUS[trial.state.name], metric: value, "epochs_run": last,
-            "message": "its run folder was removed; the outcome is the journal's"}
+    return {"status": trial.user_attrs.get(STATUS_ATTR) or JOURNAL_STATUS[trial.state.name], metric: value,
+            "epochs_run": last,
+            "message": trial.user_attrs.get(MESSAGE_ATTR) or "its run folder was removed; the outcome is the journal's"}
 
 
 def _interrupted(run_dir: Path) -> dict[str, Any] | None:

@@ -83,6 +83,9 @@ def running(study) -> list:
     return [trial for trial in study.get_trials(deepcopy=False) if trial.state.name == "RUNNING"]
 
 
+STATUS_ATTR, MESSAGE_ATTR = "dlcli.status", "dlcli.message"  # a failed trial's user attributes in the journal
+
+
 def tell(study, numbers: list[int], summary: dict[str, Any], metric: str) -> None:
     """A run's outcome for its trials: its validation metric; pruned; or failed (diverged or broken).
     An interrupted run is not told: the trial continues when the search runs again."""
@@ -90,15 +93,17 @@ def tell(study, numbers: list[int], summary: dict[str, Any], metric: str) -> Non
     status, value = summary.get("status"), summary.get(metric)
     if status == Status.INTERRUPTED:
         return
-    states = {trial.number: trial.state for trial in study.get_trials(deepcopy=False)}
+    trials = {trial.number: trial for trial in study.get_trials(deepcopy=False)}
     for number in numbers:
-        if states[number] != optuna.trial.TrialState.RUNNING:
+        if trials[number].state != optuna.trial.TrialState.RUNNING:
             continue
         if status in SUCCEEDED and value is not None and math.isfinite(value):
             study.tell(number, value)
         elif status == Status.PRUNED:
             study.tell(number, state=optuna.trial.TrialState.PRUNED)
-        else:
+        else:  # Optuna's FAIL is dlcli's diverged or failed: the journal keeps which, and why
+            for key, kept in ((STATUS_ATTR, status), (MESSAGE_ATTR, summary.get("message"))):
+                study._storage.set_trial_user_attr(trials[number]._trial_id, key, str(kept or ""))
             study.tell(number, state=optuna.trial.TrialState.FAIL)
 
 

@@ -445,6 +445,39 @@ def test_a_bound_only_the_data_rules_out_is_refused_before_anything_is_written(t
     assert line.endswith("data.augment.shift: shifts signals and images; gaussians is a table (probe point 2)"), line
 
 
+def test_a_sampled_point_the_data_rules_out_fails_its_trial_and_the_search_goes_on(tmp_path):
+    """Between the probed bounds 10 and 12, a batch of 11 leaves one of the 144 training samples over,
+    which batch norm cannot take: those trials fail with the reason, in runs.csv too; the others train."""
+    config = searchable(epochs=2)
+    config["data"]["n_train"], config["model"] = 192, {"name": "mlp", "hidden": [8], "norm": "batch"}
+    path = write_yaml(tmp_path, config)
+    search = ["sweep", path, "--method", "random", "--trials", "6", "--grid", "optim.batch_size=intuniform(10,12)",
+              "--out", tmp_path / "out"]
+    result = invoke(*search)
+    assert result.exit_code == 1, result.output  # a trial failed
+    rows = trials_of(tmp_path / "out" / "tiny")
+    failed = [row for row in rows if row["optim.batch_size"] == "11"]
+    assert failed and {row["status"] for row in failed} == {"failed"}  # the premise: 11 was sampled
+    assert all("a batch of 11 leaves a last batch of 1 of the 144 training samples" in row["message"] for row in failed)
+    assert {row["status"] for row in rows if row["optim.batch_size"] != "11"} == {"completed"}
+    assert "(6 already done" in text(invoke(*search).stdout)  # told: never tried again
+
+
+def test_a_diverged_trial_cleaned_away_stays_diverged(tmp_path):
+    config = write_yaml(tmp_path, searchable(epochs=2))
+    search = ["sweep", config, "--method", "random", "--trials", "3", "--grid", "optim.lr=loguniform(1e4,1e6)",
+              "--out", tmp_path / "out"]
+    succeeded(invoke(*search))
+    sweep_dir = tmp_path / "out" / "tiny"
+    before = trials_of(sweep_dir)
+    assert {row["status"] for row in before} == {"diverged"}  # the premise
+    succeeded(invoke("clean", sweep_dir, "--status", "diverged"))
+    assert "(3 already done" in succeeded(invoke(*search))  # exit 0: a diverged trial is an outcome, not a failure
+    after = trials_of(sweep_dir)
+    assert [row["status"] for row in after] == ["diverged"] * 3
+    assert [row["message"] for row in after] == [row["message"] for row in before]
+
+
 def test_a_folder_continues_only_its_own_search(tmp_path):
     """Another config file's values (an edited file), or a grid, is refused with the folder untouched;
     the same values given as --set flags in another order continue the search."""
