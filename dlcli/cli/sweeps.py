@@ -70,7 +70,7 @@ def sweep(
     from dlcli.report.console import print_note
     from dlcli.report.sweeps import print_dry_run, print_sweep_result, sweep_progress
     from dlcli.sweep.backends import check_backend
-    from dlcli.sweep.runner import estimate_sweep, run_sweep
+    from dlcli.sweep.runner import check_not_a_search, estimate_sweep, run_sweep, sweep_dir_of
 
     from dlcli.config.search import sweep_method
 
@@ -88,6 +88,7 @@ def sweep(
     check_backend(backend)
     check_output_root(out)
     if dry_run:
+        check_not_a_search(sweep_dir_of(spec, out))  # as the sweep itself would
         print_dry_run(spec, estimate_sweep(spec, vectorize, force))
         return
     with sweep_progress(len(spec.points)) as progress, removed_if_unwritable(out, spec.experiments[0].name), \
@@ -114,7 +115,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
     from dlcli.report.search import print_search_plan, print_search_result
     from dlcli.report.sweeps import sweep_progress
     from dlcli.sweep.backends import check_backend
-    from dlcli.sweep.search import batch_size, check_probes, run_search
+    from dlcli.sweep.search import batch_size, check_probes, check_same_search, run_search
     from dlcli.sweep.trials import optuna_module
 
     if replicated:
@@ -125,6 +126,7 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
     check_output_root(out)
     check_probes(search, force)
     if dry_run:
+        check_same_search(out / search.probes[0].name, search)  # as the search itself would
         print_search_plan(search, batch_size(search.settings))
         return
     with sweep_progress(search.settings.trials) as progress, removed_if_unwritable(out, search.probes[0].name), \

@@ -62,7 +62,7 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     data or model look too large for the device's free memory; `tags` go to each new run's tags.json.
     """
     sweep_dir = sweep_dir_of(sweep, Path(out_root))
-    _check_not_a_search(sweep_dir)
+    check_not_a_search(sweep_dir)
     run_ids = [config_hash(experiment) for experiment in sweep.experiments]
     _check_distinct(run_ids, sweep.points)
     execute = choose_backend(backend, workers, address, gpus_per_run, on_note, sweep.experiments[0].train.threads)
@@ -93,14 +93,14 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     return SweepResult(sweep_dir, rows, len(rows) - len(pending))
 
 
-def _check_not_a_search(sweep_dir: Path) -> None:
+def check_not_a_search(sweep_dir: Path) -> None:
     """A grid's runs.csv would replace a search's trials there."""
     if (sweep_dir / layout.SEARCH_JOURNAL).is_file():
         spec = yaml.safe_load((sweep_dir / layout.SWEEP_SPEC).read_text(encoding="utf-8")) \
             if (sweep_dir / layout.SWEEP_SPEC).is_file() else None
         method = spec.get("method", "random") if isinstance(spec, dict) else "random"
-        raise UserError(f"{sweep_dir}: holds a search; continue it with --method {method}, or give this grid "
-                        "another --out")
+        raise UserError(f"{sweep_dir}: holds a search; continue it with dlcli sweep --method {method}, or give "
+                        "this one another --out")
 
 
 @contextlib.contextmanager

@@ -75,7 +75,7 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
     if note := halving_without_rungs(search):
         (on_note or (lambda text: None))(note)
     with sweep_lock(sweep_dir), _pool(search, workers, backend, address, gpus_per_run, on_note) as pool:
-        _check_same_search(sweep_dir, search)
+        check_same_search(sweep_dir, search)
         study, journal = open_study(sweep_dir)
         layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, yaml.safe_dump(search.spec(), sort_keys=False))
         rows = _rows(study, search, sweep_dir)
@@ -298,17 +298,25 @@ def _write_runs_csv(sweep_dir: Path, rows: list[dict[str, Any]], search: Search)
     layout.atomic_write_text(sweep_dir / layout.RUNS, layout.csv_text(rows, columns))
 
 
-def _check_same_search(sweep_dir: Path, search: Search) -> None:
-    """A folder continues only the search it holds (more trials are fine: the search goes on)."""
+def check_same_search(sweep_dir: Path, search: Search) -> None:
+    """A folder continues only the search it holds (more trials are fine: the search goes on). The space's
+    axes in another order are another search: the sampler draws them in order."""
     spec_path = sweep_dir / layout.SWEEP_SPEC
-    if not spec_path.is_file():
+    if not (sweep_dir / layout.SEARCH_JOURNAL).is_file():
         if (sweep_dir / layout.RUNS).is_file():
             raise UserError(f"{sweep_dir}: holds a grid sweep; give the search another --out or name")
+        return
+    if not spec_path.is_file():  # killed before it was written: the journal's search goes on
         return
     before = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
     now = search.spec()
     ignored = ("trials", "config", "overrides" if "base" in before else "base")  # a folder from before `base`
-    changed = [SPEC_NAMES.get(key, key) for key in now if key not in ignored and before.get(key) != now[key]]
+    changed = [SPEC_NAMES.get(key, key) for key in now if key not in ignored and _differs(before.get(key), now[key])]
     if changed:
         raise UserError(f"{sweep_dir}: holds another search ({', '.join(changed)} differ); continue it with the "
                         "same settings, or give this one another --out")
+
+
+def _differs(before: Any, now: Any) -> bool:
+    """Unequal, or the same mapping in another order (the space's axes)."""
+    return before != now or (isinstance(now, dict) and list(before) != list(now))

@@ -494,8 +494,13 @@ def test_a_folder_continues_only_its_own_search(tmp_path):
     message = refused(invoke(*search, "--trials", "4", *flags))
     assert "holds another search (the config's values (its file and --set) differ)" in message
     assert refused(invoke(*search, "--trials", "4", "--set", "optim.batch_size=32", "--set", "model.hidden=[8]"))
+    assert refused(invoke(*search, "--trials", "4", *flags, "--dry-run")).endswith("differ); continue it with the "
+                                                                          "same settings, or give this one another --out")
     grid = refused(invoke("sweep", path, "--grid", "optim.lr=0.01,0.1", *flags, "--out", tmp_path / "out"))
-    assert grid == f"error: {sweep_dir}: holds a search; continue it with --method random, or give this grid another --out"
+    assert refused(invoke("sweep", path, "--grid", "optim.lr=0.01,0.1", *flags, "--out", tmp_path / "out",
+                          "--dry-run")) == grid
+    assert grid == f"error: {sweep_dir}: holds a search; continue it with dlcli sweep --method random, or give this " \
+                   "one another --out"
     assert {file.name: file.read_bytes() for file in sweep_dir.iterdir() if file.is_file()} == before
 
     config["train"]["epochs"] = 2
@@ -503,6 +508,18 @@ def test_a_folder_continues_only_its_own_search(tmp_path):
     continued = succeeded(invoke(*search, "--trials", "4", *flags[2:], *flags[:2]))
     assert "(2 already done" in continued
     assert [row["status"] for row in trials_of(sweep_dir)] == ["completed"] * 4
+
+
+def test_a_search_with_its_axes_in_another_order_is_another_search_and_a_grid_folder_is_not_one(tmp_path):
+    """The sampler draws the axes in order: reordered, the same folder would continue with other trials."""
+    path = write_yaml(tmp_path, searchable(epochs=1))
+    axes = [["--grid", "optim.lr=loguniform(0.01,0.1)"], ["--grid", "optim.momentum=uniform(0,0.9)"]]
+    search = ["sweep", path, "--method", "random", "--out", tmp_path / "out"]
+    succeeded(invoke(*search, "--trials", "2", *axes[0], *axes[1]))
+    assert "holds another search (space differ)" in refused(invoke(*search, "--trials", "4", *axes[1], *axes[0]))
+    succeeded(invoke("sweep", path, "--grid", "optim.lr=0.01,0.1", "--out", tmp_path / "grid"))
+    message = refused(invoke(*search[:-1], tmp_path / "grid", "--trials", "2", *axes[0]))
+    assert message.endswith("grid/tiny: holds a grid sweep; give the search another --out or name"), message
 
 
 def test_a_search_killed_mid_batch_continues_without_repeating_a_trial(tmp_path):
