@@ -31,6 +31,8 @@ def where(frame: pd.DataFrame, expressions: list[str]) -> pd.DataFrame:
         if column.startswith(TAG_PREFIX) and column not in frame.columns:
             frame = frame.assign(**{column: None})  # a tag no run has: no run has that value
         check_columns(frame, [column], "--where")
+        if text[:1] in "<>=!":  # `lr=<0.1`: an operator misspelled, not a value
+            raise UserError(f"--where {expression}: {symbol}{text[0]} is not an operator (OP: == != >= <= > <)")
         value = where_value(text)
         if symbol in ORDERS and not is_number(value) and frame[column].map(is_number).any():
             raise UserError(f"--where {expression}: {text} is not a number, and {column} holds numbers; "

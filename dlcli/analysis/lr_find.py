@@ -42,8 +42,8 @@ def lr_find(experiment: Experiment, out_root: str | Path = "results", min_lr: fl
             steps: int = 200) -> LrFindResult:
     """The LR range test, written to a new <out_root>/<name>/lr_find-<time>/: config.yaml,
     lr_find.csv (one row per step) and lr_find.json (the suggestion)."""
-    if not 0 < min_lr < max_lr:
-        raise UserError(f"--min {min_lr} / --max {max_lr}: need 0 < min < max")
+    if not 0 < min_lr < max_lr < math.inf:
+        raise UserError(f"--min {min_lr} / --max {max_lr}: need 0 < min < max, both finite")
     result = lr_range_test(experiment, min_lr, max_lr, steps)
     run_dir = layout.new_run_dir(Path(out_root), experiment.name, "", prefix="lr_find-")
     layout.atomic_write_text(run_dir / layout.CONFIG, to_yaml(experiment))

@@ -98,6 +98,8 @@ def _uniform(kind: str, values: list[Any], text: str) -> Uniform:
     low, high = numbers
     if not all(map(math.isfinite, numbers)):
         raise UserError(f"{text}: the bounds must be finite numbers")
+    if integer and max(map(abs, numbers)) > 2**53:  # beyond, a float sample no longer holds every whole number
+        raise UserError(f"{text}: the bounds must lie within ±2^53")
     if low >= high:
         raise UserError(f"{text}: low must be below high")
     if kind == "loguniform" and low <= 0:

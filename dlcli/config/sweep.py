@@ -216,6 +216,9 @@ def cli_axes(items: list[str], option: str) -> dict[str, list[Any]]:
         if not equals or not key.strip() or not text.strip():
             problems.append(f"{option} {item}: expected KEY=V1,V2,..., e.g. {option} optim.lr=0.01,0.1")
             continue
+        if key.strip() in axes:
+            problems.append(f"{option} {key.strip()}: given twice; give its values once: {option} KEY=V1,V2,...")
+            continue
         try:
             axes[key.strip()] = parse_values(text)
         except UserError as error:

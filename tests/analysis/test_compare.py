@@ -226,8 +226,10 @@ def test_two_wheres_both_hold(sweep):
     ("optim.lr", "optim.lr"),
     ("optim.lrr>=0.1", "optim.lrr"),
     ("nonsense==3", "nonsense"),
-    ("optim.lr>>0.1", "optim.lr>>0.1: >0.1 is not a number, and optim.lr holds numbers"),
+    ("optim.lr>>0.1", "optim.lr>>0.1: >> is not an operator"),
+    ("optim.lr>0.1x", "optim.lr>0.1x: 0.1x is not a number, and optim.lr holds numbers"),
     ("test_error<abc", "test_error<abc: abc is not a number"),
+    ("optim.lr=<0.1", "optim.lr=<0.1: =< is not an operator"),
 ])
 def test_bad_where_exits_2_naming_it(sweep, expression, named):
     message = user_error(invoke("compare", sweep[0], "--where", expression))

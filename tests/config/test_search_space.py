@@ -34,7 +34,8 @@ def test_distributions_parse_next_to_values():
 @pytest.mark.parametrize("text, says", [("loguniform(0,1)", "low > 0"), ("uniform(1,0)", "below high"),
                                         ("intuniform(1.5,3)", "whole numbers"), ("uniform(1)", "uniform(low, high)"),
                                         ("choice()", "at least one value"), ("uniform(a,1)", "numbers"),
-                                        ("uniform(1e-3,.inf)", "finite"), ("loguniform(1e-3,1e400)", "finite")])
+                                        ("uniform(1e-3,.inf)", "finite"), ("loguniform(1e-3,1e400)", "finite"),
+                                        (f"intuniform(1,{2**62})", "within ±2^53")])
 def test_a_bad_distribution_says_what_is_allowed(text, says):
     with pytest.raises(UserError) as error:
         parse_values(text)

@@ -231,3 +231,11 @@ def test_a_grid_too_large_to_list_is_refused_before_it_is_built(tmp_path, grid, 
     (line,) = user_error(invoke("sweep", write_yaml(tmp_path, tiny_config()), *arguments, "--out", out, "--dry-run"),
                          out)
     assert says in line, line
+
+
+@pytest.mark.parametrize("option", ["--grid", "--zip"])
+def test_a_key_given_twice_on_the_command_line_is_refused_not_the_first_dropped(tmp_path, option):
+    out = tmp_path / "out"
+    (line,) = user_error(invoke("sweep", write_yaml(tmp_path, tiny_config()), option, "optim.lr=0.1,0.3", option,
+                                "optim.lr=0.2", "--out", out, "--dry-run"), out)
+    assert f"{option} optim.lr: given twice" in line, line

@@ -436,7 +436,7 @@ def test_lr_find_with_too_few_steps_says_to_raise_them_when_the_loss_did_not_blo
     assert "no suggestion: too few steps: raise --steps (a suggestion needs 10)" in " ".join(result.stdout.split())
 
 
-@pytest.mark.parametrize("low, high", [(1.0, 1.0), (2.0, 1.0), (0.0, 1.0)])
+@pytest.mark.parametrize("low, high", [(1.0, 1.0), (2.0, 1.0), (0.0, 1.0), (1.0, math.inf)])
 def test_lr_find_needs_min_below_max(tmp_path, low, high):
     out = tmp_path / "out"
     result = invoke("lr-find", CONFIGS / "quickstart.yaml", "--min", low, "--max", high, "--steps", 10, "--out", out)
