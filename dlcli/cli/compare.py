@@ -60,10 +60,12 @@ def compare(
     check_plot_path(plot)
     if x not in ("epoch", "step", "seconds"):
         raise UserError(f"--x: unknown axis {x!r} (allowed: epoch, step, seconds)")
+    _check_companions(x, curves, stop_metric, patience, value, pivot, plot)
     if importance:
         _compare_importance(paths, fmt, plot)
         return
-    searches = pivot is None and not curves and patience is None and all(map(_is_search, paths))
+    searches = pivot is None and not curves and patience is None and not columns and not by \
+        and all(map(_is_search, paths))  # --columns or --by: a search's runs as any runs
     if searches and len(paths) == 1:
         _compare_search(paths[0], list(where or []), sort, fmt, plot)  # its trials, the chosen one, best so far
         return
@@ -210,6 +212,18 @@ def _compare_importance(paths: list[Path], fmt: str, plot) -> None:
 
         plot_importance(result, plot)
         show.print_wrote(plot)
+
+
+def _check_companions(x: str, curves: bool, stop_metric: str, patience: int | None, value: str, pivot: str | None,
+                      plot: Path | None) -> None:
+    """An option that only works with another is refused alone, rather than doing nothing."""
+    needs = [("--x", x != "epoch" and not curves, "--curves"),
+             ("--stop-metric", stop_metric != "val_loss" and patience is None, "--patience"),
+             ("--value", value != "test_error" and pivot is None and plot is None, "--pivot or --plot")]
+    problems = [f"{option}: applies with {companion}, which was not given"
+                for option, alone, companion in needs if alone]
+    if problems:
+        raise UserError(problems)
 
 
 def _is_search(path: Path) -> bool:

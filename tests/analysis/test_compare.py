@@ -500,3 +500,13 @@ def test_a_seed_group_whose_runs_all_succeeded_sorts_among_the_completed_ones():
     assert groups["status"].tolist()[:2] == ["1 completed, 1 early_stopped"] * 2
     ordered = sort_runs(groups, "test_error")
     assert ordered["optim.lr"].tolist() == [0.2, 0.1, 0.3, 0.4]  # the group with a diverged run last
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--x", "step"], "--x: applies with --curves, which was not given"),
+    (["--stop-metric", "val_error"], "--stop-metric: applies with --patience"),
+    (["--value", "train_error"], "--value: applies with --pivot or --plot"),
+])
+def test_an_option_given_without_the_one_it_works_with_is_refused(sweep, args, says):
+    message = user_error(invoke("compare", sweep[0], *args))
+    assert says in message, message
