@@ -70,10 +70,15 @@ def user_errors_exit_2(command: Callable) -> Callable:
     return wrapper
 
 
+FIGURE_FORMATS = (".png", ".svg", ".pdf")  # what --plot writes, chosen by the file's extension
+
+
 def check_plot_path(plot: Path | None) -> None:
-    """--plot names a PNG to write: its folder must exist."""
+    """--plot names a figure to write: PNG, SVG or PDF by its extension, in a folder that exists."""
     if plot is not None and not plot.parent.is_dir():
         raise UserError(f"--plot: folder {plot.parent} does not exist")
+    if plot is not None and plot.suffix.lower() not in FIGURE_FORMATS:
+        raise UserError(f"--plot {plot}: a figure is written as {', '.join(FIGURE_FORMATS)}, by its extension")
 
 
 def _terminate_as_interrupt(signum, frame) -> None:

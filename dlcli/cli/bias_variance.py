@@ -30,7 +30,7 @@ def bias_variance(
     out: Path = typer.Option(Path("results"), "--out", help="Output root: runs and bias_variance.csv go to "
                              "OUT/<name>/."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write risk, bias² and variance against the "
-                                        "grid (PNG).", show_default=False),
+                                        "grid (PNG, SVG or PDF, by its extension).", show_default=False),
     vectorize: bool = typer.Option(True, "--vectorize/--no-vectorize", help="Train a grid point's training "
                                    "sets and seeds together as one stacked model (same numbers, faster)."),
     force: bool = typer.Option(False, "--force", help="Train runs even when a model or the data look too large "

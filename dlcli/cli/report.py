@@ -34,6 +34,8 @@ def report(
     require_plotly()
     if out.is_dir() or not out.parent.is_dir():
         raise UserError(f"--out {out}: expected a file in an existing folder")
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"--out {out}: the report is one HTML page; name it .html")
     keys = None if by is None else [key.strip() for key in by.split(",") if key.strip()]
     write_report(report_data(paths, list(where or []), keys), out, [str(path) for path in paths])
     print_wrote(out)

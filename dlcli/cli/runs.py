@@ -129,7 +129,7 @@ def lr_find(
     steps: int = typer.Option(200, "--steps", min=2, help="Updates, the lr rising exponentially over them."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
     out: Path = typer.Option(Path("results"), "--out", help="Writes OUT/<name>/lr_find-<time>/lr_find.csv."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the loss-against-lr figure (PNG).",
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the loss-against-lr figure (PNG, SVG or PDF).",
                                         show_default=False),
 ) -> None:
     """The LR range test: raise the lr step by step from the initial weights; suggest a good one.

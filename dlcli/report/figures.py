@@ -158,7 +158,7 @@ def _save(figure: Any, path: Path) -> None:
 
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=120)
+    figure.savefig(buffer, format=Path(path).suffix.lower().lstrip(".") or "png", dpi=120)  # png, svg or pdf
     _pyplot().close(figure)
     atomic_write_bytes(Path(path), buffer.getvalue())
 

@@ -510,3 +510,12 @@ def test_a_seed_group_whose_runs_all_succeeded_sorts_among_the_completed_ones():
 def test_an_option_given_without_the_one_it_works_with_is_refused(sweep, args, says):
     message = user_error(invoke("compare", sweep[0], *args))
     assert says in message, message
+
+
+def test_a_figure_is_written_in_the_format_of_its_extension(sweep, tmp_path):
+    for name, starts in (("grid.svg", b"<?xml"), ("grid.pdf", b"%PDF"), ("grid.png", b"\x89PNG")):
+        ok(invoke("compare", sweep[0], "--pivot", "optim.batch_size,optim.lr", "--plot", tmp_path / name))
+        assert (tmp_path / name).read_bytes().startswith(starts), name
+    message = user_error(invoke("compare", sweep[0], "--plot", tmp_path / "grid.jpg"))
+    assert "grid.jpg: a figure is written as .png, .svg, .pdf, by its extension" in message
+    assert not (tmp_path / "grid.jpg").exists()

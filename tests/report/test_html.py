@@ -145,7 +145,8 @@ def test_without_plotly_it_says_which_extra_to_install(sweep, tmp_path, monkeypa
 
 def test_bad_input_is_one_line_and_exit_2(sweep, tmp_path):
     for args in ([tmp_path / "missing"], [sweep[0], "-o", tmp_path / "no" / "report.html"],
-                 [sweep[0], "--where", "optim.lr>100000000"], [sweep[0], "--where", "nokey=1"]):
+                 [sweep[0], "--where", "optim.lr>100000000"], [sweep[0], "--where", "nokey=1"],
+                 [sweep[0], "-o", tmp_path / "report.png"]):  # a page, named as an image
         result = invoke("report", *args)
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output and text(result.stderr).strip()
