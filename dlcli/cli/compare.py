@@ -44,8 +44,8 @@ def compare(
                                     "the validation metric's variance (fANOVA), over the trials at the latest "
                                     "epoch all were measured at (with halving, the first rung); --plot draws them."),
     fmt: str = typer.Option("table", "--format", help="table | csv | markdown | json"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a matplotlib figure (PNG, SVG or PDF, by its extension).",
-                                        show_default=False),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a matplotlib figure (PNG, SVG or PDF, by "
+                                        "its extension).", show_default=False),
 ) -> None:
     """Compare runs: train vs test error side by side, seed replicates as mean ± std, heatmaps, curves.
 
