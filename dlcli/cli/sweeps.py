@@ -115,7 +115,8 @@ def _search(config: Path, grid: list[str], replicated: bool, overrides: list[str
     from dlcli.report.search import print_search_plan, print_search_result
     from dlcli.report.sweeps import sweep_progress
     from dlcli.sweep.backends import check_backend
-    from dlcli.sweep.search import batch_size, check_probes, check_same_search, run_search
+    from dlcli.sweep.search import batch_size, check_probes, run_search
+    from dlcli.sweep.search_folder import check_same_search
     from dlcli.sweep.trials import optuna_module
 
     if replicated:

@@ -31,7 +31,8 @@ from dlcli.sweep.backends import clear_run_dirs
 from dlcli.sweep.lockstep import LocalTraining, Stepped, train_in_lockstep
 from dlcli.sweep.runner import sweep_lock
 from dlcli.sweep.journal import Journal
-from dlcli.sweep.trials import MESSAGE_ATTR, STATUS_ATTR, Rungs, ask, best_trial, open_study, running, tell
+from dlcli.sweep.search_folder import JOURNAL_STATUS, check_same_search, trial_rows, write_runs_csv
+from dlcli.sweep.trials import Rungs, ask, best_trial, open_study, running, tell
 from dlcli.sweep.unit_workers import Rebalance, WorkerPool, split_for, start_units
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 Hook = Callable[[Any], None]
 # TPE learns only from trials told before each batch: asked all at once, its trials are its random start.
 TPE_BATCH = 16  # docs/benchmarks.md (s4): on search_mlp, the lowest validation error of the sizes measured
-SPEC_NAMES = {"base": "the config's values (its file and --set)"}  # sweep.yaml's keys, as a refusal names them
-JOURNAL_STATUS = {"COMPLETE": Status.COMPLETED, "PRUNED": Status.PRUNED, "FAIL": Status.FAILED}  # Optuna's states
 
 
 @dataclass
@@ -78,8 +77,8 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
         check_same_search(sweep_dir, search)
         study, journal = open_study(sweep_dir)
         layout.atomic_write_text(sweep_dir / layout.SWEEP_SPEC, yaml.safe_dump(search.spec(), sort_keys=False))
-        rows = _rows(study, search, sweep_dir)
-        _write_runs_csv(sweep_dir, rows, search)
+        rows = trial_rows(study, search, sweep_dir)
+        write_runs_csv(sweep_dir, rows, search)
         # Told to the journal before: trials whose runs finished but were not told (killed in between) are
         # told, and announced, with their batch.
         skipped = sum(trial.state.name in JOURNAL_STATUS for trial in study.get_trials(deepcopy=False))
@@ -91,13 +90,13 @@ def run_search(search: Search, out_root: str | Path, on_result: Hook | None = No
                     size = min(batch_size(settings), settings.trials - len(rows))
                     batch = ask(study, settings, search.space, size)
                     journal.flush()
-                    _write_runs_csv(sweep_dir, _rows(study, search, sweep_dir), search)  # pending, until trained
+                    write_runs_csv(sweep_dir, trial_rows(study, search, sweep_dir), search)  # pending, until trained
                 if not batch:
                     break
                 interrupted = _run_batch(study, journal, search, sweep_dir, batch, on_result, on_note, vectorize,
                                          force, tags, pool)
-                rows = _rows(study, search, sweep_dir)
-                _write_runs_csv(sweep_dir, rows, search)
+                rows = trial_rows(study, search, sweep_dir)
+                write_runs_csv(sweep_dir, rows, search)
                 if interrupted:
                     raise KeyboardInterrupt  # the runs in flight ended as interrupted: the search stops too
         finally:
@@ -174,8 +173,8 @@ def _run_batch(study, journal: Journal, search: Search, sweep_dir: Path, batch: 
             tell(study, trials_of[run_dir.name], summary, search.settings.metric)
             numbers |= set(trials_of[run_dir.name])
         journal.flush()
-        rows = _rows(study, search, sweep_dir)
-        _write_runs_csv(sweep_dir, rows, search)  # as units finish, as a sweep's
+        rows = trial_rows(study, search, sweep_dir)
+        write_runs_csv(sweep_dir, rows, search)  # as units finish, as a sweep's
         _announce(rows, numbers, on_result)
 
     regroup = None if pool is None else Rebalance(pool, {sweep_dir / run_id: point for run_id, point in
@@ -203,7 +202,7 @@ def _prepared_trials(study, journal: Journal, search: Search, sweep_dir: Path, t
             tell(study, trials_of[run_id], {"status": Status.FAILED, "message": message}, search.settings.metric)
             failed += trials_of.pop(run_id)
     journal.flush()
-    _announce(_rows(study, search, sweep_dir), set(failed), on_result)
+    _announce(trial_rows(study, search, sweep_dir), set(failed), on_result)
     return prepared
 
 
@@ -220,7 +219,7 @@ def _tell_finished(study, journal: Journal, search: Search, sweep_dir: Path, tri
             del trials_of[run_id]
     journal.flush()
     if known:
-        _announce(_rows(study, search, sweep_dir), set(known), on_result)
+        _announce(trial_rows(study, search, sweep_dir), set(known), on_result)
 
 
 def _trainings(units: list[list[Prepared]], run_dirs: list[list[Path]], resumed: list[bool],
@@ -245,78 +244,7 @@ def _announce(rows: list[dict[str, Any]], numbers: set[int], on_result: Hook | N
             (on_result or (lambda row: None))(row)
 
 
-def _rows(study, search: Search, sweep_dir: Path) -> list[dict[str, Any]]:
-    """runs.csv's rows: each trial with its values and its run's results (pending until it finishes, or
-    interrupted)."""
-    rows = []
-    for trial in study.get_trials(deepcopy=False):
-        point = search.point(trial.params)
-        experiment = search.experiment(point)
-        run_id = config_hash(experiment)
-        row = {"trial": trial.number, "run_id": run_id, "seed": experiment.seed, **point, "status": Status.PENDING}
-        summary = layout.finished_summary(sweep_dir / run_id) or _interrupted(sweep_dir / run_id)
-        if summary is None and trial.state.name in JOURNAL_STATUS:  # failed, or its folder removed since
-            summary = _summary(sweep_dir / run_id) or _journal_outcome(trial, search.settings.metric)
-        if summary:
-            row |= {"status": summary["status"], **{key: summary.get(key) for key in
-                                                      layout.SEARCH_RESULT_COLUMNS + layout.RUN_RESULT_COLUMNS}}
-        rows.append(row)
-    return rows
-
-
-def _journal_outcome(trial, metric: str) -> dict[str, Any]:
-    """A trial's row from the journal alone (its folder removed, by `dlcli clean --status pruned` say): its
-    status, and its metric at the last epoch reported (where a pruned trial stopped)."""
-    last = max(trial.intermediate_values, default=None)
-    value = trial.value if trial.value is not None or last is None else trial.intermediate_values[last]
-    return {"status": trial.user_attrs.get(STATUS_ATTR) or JOURNAL_STATUS[trial.state.name], metric: value,
-            "epochs_run": last,
-            "message": trial.user_attrs.get(MESSAGE_ATTR) or "its run folder was removed; the outcome is the journal's"}
-
-
-def _interrupted(run_dir: Path) -> dict[str, Any] | None:
-    """The summary of a run stopped by an interrupt (its trial continues when the search runs again)."""
-    summary = _summary(run_dir)
-    return summary if summary and summary.get("status") == Status.INTERRUPTED else None
-
-
-def _summary(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        return layout.read_summary(run_dir)
-    except (OSError, ValueError):
-        return None
-
-
 def _epochs(rows: list[dict[str, Any]]) -> int:
     """Epochs trained, each run counted once (a configuration sampled twice trained once)."""
     runs = {row["run_id"]: row.get("epochs_run") or 0 for row in rows}
     return int(sum(runs.values()))
-
-
-def _write_runs_csv(sweep_dir: Path, rows: list[dict[str, Any]], search: Search) -> None:
-    columns = layout.runs_columns(list(search.space), search=True)
-    layout.atomic_write_text(sweep_dir / layout.RUNS, layout.csv_text(rows, columns))
-
-
-def check_same_search(sweep_dir: Path, search: Search) -> None:
-    """A folder continues only the search it holds (more trials are fine: the search goes on). The space's
-    axes in another order are another search: the sampler draws them in order."""
-    spec_path = sweep_dir / layout.SWEEP_SPEC
-    if not (sweep_dir / layout.SEARCH_JOURNAL).is_file():
-        if (sweep_dir / layout.RUNS).is_file():
-            raise UserError(f"{sweep_dir}: holds a grid sweep; give the search another --out or name")
-        return
-    if not spec_path.is_file():  # killed before it was written: the journal's search goes on
-        return
-    before = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
-    now = search.spec()
-    ignored = ("trials", "config", "overrides" if "base" in before else "base")  # a folder from before `base`
-    changed = [SPEC_NAMES.get(key, key) for key in now if key not in ignored and _differs(before.get(key), now[key])]
-    if changed:
-        raise UserError(f"{sweep_dir}: holds another search ({', '.join(changed)} differ); continue it with the "
-                        "same settings, or give this one another --out")
-
-
-def _differs(before: Any, now: Any) -> bool:
-    """Unequal, or the same mapping in another order (the space's axes)."""
-    return before != now or (isinstance(now, dict) and list(before) != list(now))
