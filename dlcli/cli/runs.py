@@ -51,7 +51,7 @@ def train(
         sys.stdout.write(to_yaml(experiment))  # verbatim: YAML must not be wrapped or styled
         return
     check_output_root(out)
-    from dlcli.config.load import read_yaml_mapping
+    from dlcli.config.load import blamed, read_yaml_mapping
     from dlcli.engine.loop import train as train_experiment
     from dlcli.report.console import epoch_progress, print_note
 
@@ -64,7 +64,7 @@ def train(
         try:
             result = train_experiment(experiment, out, on_epoch, force, tags)
         except UserError as error:  # the data or the model do not fit the config
-            raise UserError([f"{config}: {problem}" for problem in error.problems]) from None
+            raise UserError(blamed(error.problems, config, list(set_ or []))) from None
     _report(result)
 
 

@@ -127,10 +127,12 @@ def _image_augment_problems(experiment: Experiment, dataset: Dataset) -> list[st
     return []
 
 
-def prepare_all(experiments: list[Experiment], source: str | Path, force: bool = False) -> list[Prepared]:
+def prepare_all(experiments: list[Experiment], source: str | Path, force: bool = False,
+                overrides: list[str] | tuple[str, ...] = ()) -> list[Prepared]:
     """Prepare many runs (a sweep's points), reporting every problem of every one together, each line
-    prefixed with `source` and the points it concerns. Points with the same data config share one
-    load of the data and its arrays."""
+    prefixed with where its key came from (`source`, or `--set` for one of `overrides`) and the points
+    it concerns. Points with the same data config share one load of the data and its arrays."""
+    from dlcli.config.load import blamed
     from dlcli.config.sweep import point_problems
 
     prepared, problems, datasets = [], {}, {}
@@ -140,8 +142,8 @@ def prepare_all(experiments: list[Experiment], source: str | Path, force: bool =
             prepared.append(prepare(experiment, dataset, force))
             datasets.setdefault(data_identity(experiment), prepared[-1].dataset)
         except UserError as error:
-            for problem in error.problems:
-                problems.setdefault(f"{source}: {problem}", []).append(index)
+            for problem in blamed(error.problems, source, overrides):
+                problems.setdefault(problem, []).append(index)
     if problems:
         raise UserError(point_problems(problems, len(experiments)))
     return prepared

@@ -130,6 +130,14 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     return raw
 
 
+def blamed(problems: list[str], source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Each problem (`KEY: ...`) prefixed by where its key's value came from: `--set` when an override gave
+    it, else the config file `source`."""
+    given = {item.partition("=")[0].strip() for item in overrides}
+    return [f"--set {problem}" if problem.partition(":")[0] in given else f"{source}: {problem}"
+            for problem in problems]
+
+
 def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, Any]]:
     """Turn `key=value` strings into (dotted key, YAML-parsed value) pairs."""
     parsed, problems = [], []

@@ -67,7 +67,8 @@ def run_sweep(sweep: Sweep, out_root: str | Path, workers: int = 1, backend: str
     _check_distinct(run_ids, sweep.points)
     execute = choose_backend(backend, workers, address, gpus_per_run, on_note, sweep.experiments[0].train.threads)
     pending = _pending(_rows(sweep, sweep_dir, run_ids))
-    prepared = dict(zip(pending, prepare_all([sweep.experiments[i] for i in pending], sweep.config_path, force)))
+    prepared = dict(zip(pending, prepare_all([sweep.experiments[i] for i in pending], sweep.config_path, force,
+                                             sweep.overrides)))
     with sweep_lock(sweep_dir):  # from here on, this process alone writes the sweep folder
         rows = _rows(sweep, sweep_dir, run_ids)  # again: another sweep may have finished points meanwhile
         pending = [i for i in _pending(rows) if i in prepared]
@@ -144,7 +145,7 @@ def _start_files(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], note
 def estimate_sweep(sweep: Sweep, vectorize: bool = True, force: bool = False) -> float:
     """Check every point (nothing is written) and estimate the sweep's time with one worker: a few
     updates of each training unit of a distinct shape, extrapolated."""
-    prepared = prepare_all(sweep.experiments, sweep.config_path, force)
+    prepared = prepare_all(sweep.experiments, sweep.config_path, force, sweep.overrides)
     seconds, probed = 0.0, {}
     for unit in plan_units(prepared, vectorize)[0]:
         # Time depends on shapes and counts, not on values like lr or seed.

@@ -112,7 +112,7 @@ def check_probes(search: Search, force: bool = False) -> None:
     written: what only the data or the device can tell (a shift longer than the inputs, a model too large
     for the memory) is refused then, not after the folder holds a search that cannot go on."""
     try:
-        prepare_all(search.probes, search.config_path, force)
+        prepare_all(search.probes, search.config_path, force, search.overrides)
     except UserError as error:
         raise UserError([line.replace("point", "probe point") for line in error.problems]) from None
 
@@ -190,13 +190,13 @@ def _prepared_trials(study, journal: Journal, search: Search, sweep_dir: Path, t
     go on; taken out of `trials_of`."""
     try:
         return dict(zip(trials_of, prepare_all([experiments[run_id] for run_id in trials_of], search.config_path,
-                                               force)))
+                                               force, search.overrides)))
     except UserError:
         pass
     prepared, failed = {}, []
     for run_id in list(trials_of):
         try:
-            prepared[run_id] = prepare_all([experiments[run_id]], search.config_path, force)[0]
+            prepared[run_id] = prepare_all([experiments[run_id]], search.config_path, force, search.overrides)[0]
         except UserError as error:
             message = "; ".join(line.removesuffix(" (every point)") for line in error.problems)
             tell(study, trials_of[run_id], {"status": Status.FAILED, "message": message}, search.settings.metric)

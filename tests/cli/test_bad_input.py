@@ -404,3 +404,12 @@ def test_the_sweep_section_set_with_set_says_which_options_set_it(tmp_path):
                          out)
     assert "--set sweep.seeds: the sweep section is set in the file or by dlcli sweep's options (--grid, --zip, " \
            "--seeds" in line, line
+
+
+def test_a_problem_with_a_value_from_set_names_set_not_the_file(tmp_path):
+    """Found only once the data are loaded, as schema errors name it."""
+    config = tiny_config(model={"name": "mlp", "hidden": [8], "norm": "batch"})
+    line = one_problem(tmp_path, config, "--set", "optim.batch_size=1")
+    assert line.startswith("error: --set optim.batch_size: a batch of 1 is one sample"), line
+    line = one_problem(tmp_path, config, "--set", "data.augment.crop=2")
+    assert line.startswith("error: --set data.augment.crop: applies to images"), line
