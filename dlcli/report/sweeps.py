@@ -28,8 +28,10 @@ class SweepProgress:
         self.progress.update(self.task, total=self.total, completed=count)
 
     def finished(self, row: dict[str, Any]) -> None:
+        """A run's line; it counts as done unless it was interrupted (it continues when run again)."""
         self._show()
-        self.progress.advance(self.task)
+        if row["status"] != Status.INTERRUPTED:
+            self.progress.advance(self.task)
         self.progress.console.print(_run_line(row), soft_wrap=True)
 
     def _show(self) -> None:
