@@ -66,8 +66,9 @@ def print_search_result(result) -> None:
         console.print(f"  {result.metric} {number_text(best[result.metric])}   then, once, its test error: "
                       f"{number_text(best['test_error'])}", soft_wrap=True)
         config = result.sweep_dir / str(best["run_id"]) / layout.CONFIG
-        console.print(f"[dim]  that is one training's; its spread over seeds: dlcli sweep {config} --seeds 5[/]",
-                      soft_wrap=True)
+        if config.is_file():  # not when its folder was cleaned away
+            console.print(f"[dim]  that is one training's; its spread over seeds: dlcli sweep {config} --seeds 5[/]",
+                          soft_wrap=True)
     console.print(f"sweep directory: {result.sweep_dir}  (dlcli compare {result.sweep_dir} --plot best.png)",
                   soft_wrap=True)
 

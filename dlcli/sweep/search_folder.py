@@ -13,7 +13,7 @@ from dlcli.config.flat import config_hash
 from dlcli.config.search import Search
 from dlcli.errors import UserError
 from dlcli.layout import Status
-from dlcli.sweep.trials import MESSAGE_ATTR, STATUS_ATTR
+from dlcli.sweep.trials import EPOCHS_ATTR, MESSAGE_ATTR, STATUS_ATTR
 
 SPEC_NAMES = {"base": "the config's values (its file and --set)"}  # sweep.yaml's keys, as a refusal names them
 JOURNAL_STATUS = {"COMPLETE": Status.COMPLETED, "PRUNED": Status.PRUNED, "FAIL": Status.FAILED}  # Optuna's states
@@ -43,9 +43,10 @@ def _journal_outcome(trial, metric: str) -> dict[str, Any]:
     status, and its metric at the last epoch reported (where a pruned trial stopped)."""
     last = max(trial.intermediate_values, default=None)
     value = trial.value if trial.value is not None or last is None else trial.intermediate_values[last]
-    return {"status": trial.user_attrs.get(STATUS_ATTR) or JOURNAL_STATUS[trial.state.name], metric: value,
-            "epochs_run": last,
-            "message": trial.user_attrs.get(MESSAGE_ATTR) or "its run folder was removed; the outcome is the journal's"}
+    attributes = trial.user_attrs  # kept when the trial was told (a journal from before: its states alone)
+    return {"status": attributes.get(STATUS_ATTR) or JOURNAL_STATUS[trial.state.name], metric: value,
+            "epochs_run": attributes.get(EPOCHS_ATTR, last),
+            "message": attributes.get(MESSAGE_ATTR) or "its run folder was removed; the outcome is the journal's"}
 
 
 def _interrupted(run_dir: Path) -> dict[str, Any] | None:

@@ -83,7 +83,7 @@ def running(study) -> list:
     return [trial for trial in study.get_trials(deepcopy=False) if trial.state.name == "RUNNING"]
 
 
-STATUS_ATTR, MESSAGE_ATTR = "dlcli.status", "dlcli.message"  # a failed trial's user attributes in the journal
+STATUS_ATTR, MESSAGE_ATTR, EPOCHS_ATTR = "dlcli.status", "dlcli.message", "dlcli.epochs_run"  # in the journal
 
 
 def tell(study, numbers: list[int], summary: dict[str, Any], metric: str) -> None:
@@ -97,13 +97,17 @@ def tell(study, numbers: list[int], summary: dict[str, Any], metric: str) -> Non
     for number in numbers:
         if trials[number].state != optuna.trial.TrialState.RUNNING:
             continue
+        # What Optuna's states do not say (diverged or failed, why, how many epochs), kept in the journal
+        # for a row whose run folder is removed later (dlcli clean).
+        kept = {STATUS_ATTR: str(status), MESSAGE_ATTR: str(summary.get("message") or ""),
+                EPOCHS_ATTR: summary.get("epochs_run")}
+        for key, attribute in kept.items():
+            study._storage.set_trial_user_attr(trials[number]._trial_id, key, attribute)
         if status in SUCCEEDED and value is not None and math.isfinite(value):
             study.tell(number, value)
         elif status == Status.PRUNED:
             study.tell(number, state=optuna.trial.TrialState.PRUNED)
-        else:  # Optuna's FAIL is dlcli's diverged or failed: the journal keeps which, and why
-            for key, kept in ((STATUS_ATTR, status), (MESSAGE_ATTR, summary.get("message"))):
-                study._storage.set_trial_user_attr(trials[number]._trial_id, key, str(kept or ""))
+        else:  # Optuna's FAIL: dlcli's diverged or failed
             study.tell(number, state=optuna.trial.TrialState.FAIL)
 
 

@@ -167,6 +167,14 @@ def test_pruned_trials_cleaned_away_keep_their_rows_and_are_never_trained_again(
         assert again["status"] == "pruned" and again["epochs_run"] == row["epochs_run"]
         assert float(again["val_error"]) == pytest.approx(float(row["val_error"]))
 
+    succeeded(invoke("clean", sweep_dir, "--status", "completed"))  # every folder gone: the journal alone
+    output = succeeded(invoke(*search))
+    assert "epochs trained: " + str(sum(int(row["epochs_run"]) for row in before)) in output
+    assert "--seeds 5" not in output  # no folder left to train again over seeds
+    for row in before:
+        again = {row["trial"]: row for row in trials_of(sweep_dir)}[row["trial"]]
+        assert (again["status"], again["epochs_run"]) == (row["status"], row["epochs_run"])
+
 
 def test_compare_on_several_searches_puts_each_ones_choice_side_by_side(tmp_path):
     """Two sampler seeds of one search: a row each with its chosen trial (on validation) and that
