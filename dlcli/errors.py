@@ -24,7 +24,9 @@ def one_line(problem: str) -> str:
 
 def prefixed(source: str | None, key: str, message: str) -> str:
     """Format one problem as `source: key: message` (`--set key: message`), leaving out what is unknown."""
-    if source in ("--set", "--device", "sweep"):
+    if source == "--device":  # the option is the key
+        return f"--device: {message}"
+    if source in ("--set", "sweep"):
         return f"{source} {key}: {message}"
     parts = [part for part in (source, key) if part]
     return ": ".join([*parts, message])

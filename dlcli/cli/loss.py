@@ -43,7 +43,8 @@ def loss(
     for text in prediction or LECTURE_PREDICTIONS:
         q = _distribution(text, "--prediction")
         if len(q) != len(p):
-            raise UserError(f"--prediction {text}: {len(q)} values for {len(p)} classes")
+            given = "" if prediction else " (the lecture's default prediction: give --prediction with your target)"
+            raise UserError(f"--prediction {text}: {len(q)} values for {len(p)} classes{given}")
         p_t, q_t = torch.tensor(p, dtype=torch.float64), torch.tensor(q, dtype=torch.float64)
         rows.append({"prediction": text, "H(p)": float(losses.entropy(p_t)),
                      "KL(p||q)": float(losses.kl_divergence(p_t, q_t)),

@@ -413,3 +413,8 @@ def test_a_problem_with_a_value_from_set_names_set_not_the_file(tmp_path):
     assert line.startswith("error: --set optim.batch_size: a batch of 1 is one sample"), line
     line = one_problem(tmp_path, config, "--set", "data.augment.crop=2")
     assert line.startswith("error: --set data.augment.crop: applies to images"), line
+
+
+def test_a_bad_device_option_is_named_once(tmp_path):
+    line = one_problem(tmp_path, tiny_config(), "--device", "bogus")
+    assert line.endswith("error: --device: must be auto, cpu, mps, cuda or cuda:N, got 'bogus'"), line

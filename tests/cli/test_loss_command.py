@@ -55,3 +55,9 @@ def test_a_perfect_prediction_costs_zero_not_minus_zero():
     result = CliRunner().invoke(app, ["loss", "--target", "1,0", "--prediction", "1,0"])
     assert result.exit_code == 0 and "-0.000" not in result.stdout
     assert numbers_in_row(result.stdout, "│ 1,0") == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_a_target_of_another_length_than_the_default_predictions_says_to_give_them():
+    result = CliRunner().invoke(app, ["loss", "--target", "0.3,0.7"])
+    assert result.exit_code == 2
+    assert "5 values for 2 classes (the lecture's default prediction: give --prediction" in result.stderr
