@@ -153,8 +153,8 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, A
             continue
         try:
             value = parse_value(text)
-        except yaml.YAMLError:
-            problems.append(f"--set {item}: the value is not valid YAML")
+        except yaml.YAMLError as error:
+            problems.append(f"--set {item}: {getattr(error, 'problem', None) or 'the value is not valid YAML'}")
             continue
         parsed.append((key, value))
     if problems:
@@ -164,7 +164,7 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, A
 
 def parse_value(text: str) -> Any:
     """A command-line value as YAML, except that `1e-3` is a number (YAML 1.1 reads it as text)."""
-    value = yaml.safe_load(text) if text.strip() else None
+    value = yaml.load(text, Loader=SafeLoader) if text.strip() else None  # a key twice: an error, as in files
     number = scientific_number(value) if isinstance(value, str) else None
     return value if number is None else number
 

@@ -418,3 +418,12 @@ def test_a_problem_with_a_value_from_set_names_set_not_the_file(tmp_path):
 def test_a_bad_device_option_is_named_once(tmp_path):
     line = one_problem(tmp_path, tiny_config(), "--device", "bogus")
     assert line.endswith("error: --device: must be auto, cpu, mps, cuda or cuda:N, got 'bogus'"), line
+
+
+@pytest.mark.parametrize("assignment, says", [
+    ("optim={lr: 0.1, lr: 0.2}", "the key lr is given twice in one mapping (once allowed)"),
+    ("optim.lr=[1", "did not find expected ',' or ']'"),
+])
+def test_a_set_value_yaml_cannot_read_as_given_says_why(tmp_path, assignment, says):
+    line = one_problem(tmp_path, tiny_config(), "--set", assignment)
+    assert line.endswith(f"--set {assignment}: {says}"), line
