@@ -4,7 +4,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -330,15 +333,13 @@ def test_compare_on_a_study_groups_its_training_sets_and_seeds_as_replicates(sin
         assert row["test_loss"] == pytest.approx(risks[row["model.hidden"]], rel=1e-4)
 
 
-def test_the_tables_keep_every_number_and_header_whole_in_80_columns(tmp_path, monkeypatch):
-    from dlcli.report.console import console
-
-    monkeypatch.setattr(console, "_width", 80)  # the terminal's width, whatever COLUMNS said when it was made
+def test_the_tables_keep_every_number_and_header_whole_in_80_columns(tmp_path):
+    """In a process of its own: the terminal's width is read once, when the console is made."""
     config = write_yaml(tmp_path, sine_config(name="narrow", hidden=(4,), epochs=2))
-    result = runner.invoke(app, ["bias-variance", str(config), "--trials", "2", "--seeds", "2", "--grid",
-                                 "model.hidden=[2],[16,16]", "--grid", "optim.lr=0.01,0.02", "--out",
-                                 str(tmp_path / "out")])
-    assert result.exit_code == 0, result.output
+    result = subprocess.run([sys.executable, "-m", "dlcli", "bias-variance", str(config), "--trials", "2", "--seeds",
+                             "2", "--grid", "model.hidden=[2],[16,16]", "--grid", "optim.lr=0.01,0.02", "--out",
+                             str(tmp_path / "out")], capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line[:1] in "┏┃┡│└"]  # the tables'
     rows = [line for line in lines if line.startswith("│")]
     assert all(len(line) <= 80 for line in lines) and "…" not in "".join(rows)
