@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from dlcli.config.schema import Experiment
-from dlcli.engine.per_model import per_model
+from dlcli.engine.per_model import per_model, stack_product
 from dlcli.engine.stack import UPDATES, ModelStack
 from dlcli.engine.stacked_layers import dropout_multiplier
 
@@ -183,20 +183,12 @@ def _linear(prefix: str, input_grad: bool) -> Callable:
         def backward(grad: Tensor) -> Tensor:
             # Into a new tensor, then copied: bmm into the buffer's strided view may take another
             # kernel, which sums in another order for some shapes.
-            stack.grad_views[prefix + "weight"].transpose(1, 2).copy_(torch.bmm(a.transpose(1, 2), grad))
+            weight_grad = stack_product(torch.bmm, a.transpose(1, 2), grad)
+            stack.grad_views[prefix + "weight"].transpose(1, 2).copy_(weight_grad)
             torch.sum(grad, 1, out=stack.grad_views[prefix + "bias"])
-            return torch.bmm(grad, weight) if input_grad else grad
-        return affine(bias.unsqueeze(1), a, weight.transpose(1, 2)), backward
+            return stack_product(torch.bmm, grad, weight) if input_grad else grad
+        return stack_product(torch.baddbmm, bias.unsqueeze(1), a, weight.transpose(1, 2)), backward
     return linear
-
-
-def affine(bias: Tensor, a: Tensor, weight: Tensor) -> Tensor:
-    """bias + a·weight per model. The BLAS computes a lone model's product with one output column with
-    another kernel than a stack's, summing in another order: a lone model's is computed as a stack's row."""
-    if len(a) == 1 and weight.shape[2] == 1:
-        return torch.baddbmm(bias.expand(2, *bias.shape[1:]), a.expand(2, *a.shape[1:]),
-                             weight.expand(2, *weight.shape[1:]))[:1]
-    return torch.baddbmm(bias, a, weight)
 
 
 def loss_and_gradient(loss: str, loss_fn: Callable, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:

@@ -4,7 +4,7 @@ the protocol its layers' stacked forms read it through (dlcli.engine.stack, dlcl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -74,3 +74,14 @@ class Stacked(Protocol):
 def per_model(values: Tensor, like: Tensor) -> Tensor:
     """[M] → [M, 1, 1, ...]: one value per model, broadcast over that model's entries."""
     return values.view(-1, *[1] * (like.dim() - 1))
+
+
+def stack_product(product: Callable[..., Tensor], *operands: Tensor) -> Tensor:
+    """`product` (bmm, baddbmm) of stacks of matrices [M, n, k]·[M, k, m], the last two operands. For one
+    model with n, k or m of 1 the BLAS takes a kernel that a stack's product does not (a matrix-vector
+    product, a fused multiply-add), which rounds otherwise on some CPUs: computed as a stack of two, so a
+    model takes the same steps alone as in a stack."""
+    a, b = operands[-2:]
+    if len(b) == 1 and 1 in (a.shape[1], a.shape[2], b.shape[2]):
+        return product(*(x.expand(2, *x.shape[1:]) for x in operands))[:1]
+    return product(*operands)

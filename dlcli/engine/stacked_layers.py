@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from dlcli.components.layers import ACTIVATIONS, Residual
 from dlcli.components.models import RandomReLUFeatures
-from dlcli.engine.per_model import Stacked, per_model
+from dlcli.engine.per_model import Stacked, per_model, stack_product
 
 Form = Callable[[Stacked, Tensor], Tensor]  # a layer's stacked form: (the stack, activations) → activations
 # Numbers in one layer's activations per pass through a conv net on a CPU (4 MB, about a core's L2
@@ -120,7 +120,8 @@ def stacked_layer(layer: nn.Module, prefix: str, grouped: bool) -> Form:
         return lambda stack, a: (F.layer_norm(a, layer.normalized_shape, eps=layer.eps)
                                  * stack.state.params[prefix + "weight"].unsqueeze(1) + stack.state.params[prefix + "bias"].unsqueeze(1))
     if isinstance(layer, RandomReLUFeatures):
-        return lambda stack, a: torch.relu(torch.bmm(a, stack.state.buffers[prefix + "weight"].transpose(1, 2)))
+        return lambda stack, a: torch.relu(
+            stack_product(torch.bmm, a, stack.state.buffers[prefix + "weight"].transpose(1, 2)))
     if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
         return _convolution(layer, prefix)
     if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -145,14 +146,14 @@ class StackedLinear(torch.autograd.Function):
     def forward(ctx, a: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         # This form, not a separate setup_context: that one cost 25 µs more a call (a 64-wide layer's matmul: 50).
         ctx.save_for_backward(a, weight)
-        return torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2))
+        return stack_product(torch.baddbmm, bias.unsqueeze(1), a, weight.transpose(1, 2))
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple:
         a, weight = ctx.saved_tensors
         wanted = ctx.needs_input_grad
-        return (torch.bmm(grad, weight) if wanted[0] else None,
-                torch.bmm(a.transpose(1, 2), grad).transpose(1, 2) if wanted[1] else None,
+        return (stack_product(torch.bmm, grad, weight) if wanted[0] else None,
+                stack_product(torch.bmm, a.transpose(1, 2), grad).transpose(1, 2) if wanted[1] else None,
                 grad.sum(1) if wanted[2] else None)
 
 

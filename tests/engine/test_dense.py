@@ -119,3 +119,17 @@ def test_dense_models_train_dense_and_the_others_through_autograd(model, regular
     config = tiny_config(data=GAUSSIANS, model=model, regularization=regularization)
     points = [prepare(experiment_from_dict({**config, "seed": seed})) for seed in (0, 1)]
     assert type(build_models(points)) is expected
+
+
+@pytest.mark.parametrize("n, k, m", [(32, 16, 1), (32, 1, 16), (1, 16, 16), (100, 16, 16), (64, 40, 10)])
+def test_a_model_alone_multiplies_as_its_row_of_a_stack_does(n, k, m):
+    """A lone model's products with a dimension of 1 (one output, one input feature, a batch of one
+    sample) take other BLAS kernels than a stack's on some CPUs; stack_product makes them the same."""
+    from dlcli.engine.per_model import stack_product
+
+    generator = torch.Generator().manual_seed(0)
+    bias, a, b = (torch.randn(3, *shape, generator=generator) for shape in ((1, m), (n, k), (k, m)))
+    assert torch.equal(stack_product(torch.bmm, a[:1], b[:1]), torch.bmm(a, b)[:1])
+    assert torch.equal(stack_product(torch.baddbmm, bias[:1], a[:1], b[:1]), torch.baddbmm(bias, a, b)[:1])
+    weight_grad = stack_product(torch.bmm, a[:1].transpose(1, 2), a[:1])  # aᵀ·g, the backward's form
+    assert torch.equal(weight_grad, torch.bmm(a.transpose(1, 2), a)[:1])
