@@ -87,9 +87,8 @@ FINISHED = SUCCEEDED | {Status.DIVERGED, Status.PRUNED}  # outcomes of the exper
 
 def metric_columns(validation: bool) -> list[str]:
     """metrics.csv's columns: val_* only when part of the training set is held out."""
-    val = ["val_loss", "val_error"] if validation else []
-    return ["epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", *val,
-            "weight_norm", "seconds"]
+    return ["epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error",
+            *(["val_loss", "val_error"] if validation else []), "weight_norm", "seconds"]
 
 
 STEP_COLUMNS = ["step", "epoch", "batch_size", "lr", "batch_loss", "seconds"]
@@ -98,8 +97,6 @@ RUN_RESULT_COLUMNS = ["train_loss", "train_error", "test_loss", "test_error", "g
 LR_FIND_COLUMNS = ["step", "lr", "loss", "smoothed_loss", "accuracy"]
 DECOMPOSITION_NUMBERS = ["risk", "bias2", "variance", "variance_sampling", "variance_optimization", "noise",
                          "bayes_error"]
-
-
 SEARCH_RESULT_COLUMNS = ["val_loss", "val_error"]  # a search's runs.csv: what trials are chosen on
 
 
@@ -148,10 +145,9 @@ def new_run_dir(out_root: Path, name: str, config_hash: str, prefix: str = "") -
 
 def atomic_write_bytes(path: Path, payload: bytes, durable: bool = False) -> None:
     """Write to a temporary file in the same folder, then rename: readers, and a process killed at any
-    point, never see half a file. `durable`: on the disk before the rename (fsync), so that a power
-    cut keeps it too: for weights and checkpoints, the costly state. A small file lost that way
-    leaves a run folder that reads as broken, and is trained again; an fsync for each of them took
-    a tenth of a short search."""
+    point, never see half a file. `durable`: on the disk before the rename (fsync), so that a power cut
+    keeps it too: for weights and checkpoints, the costly state. A small file lost that way leaves a run
+    folder that reads as broken, and is trained again; an fsync for each took a tenth of a short search."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -181,14 +177,12 @@ def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _json_safe(value: Any) -> Any:
-    # JSON has no NaN or infinity; a diverged metric is written as null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """JSON has no NaN or infinity: a diverged metric is written as null."""
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(item) for item in value]
-    return value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def save_weights(path: Path, state_dict: dict[str, Any]) -> None:
@@ -261,10 +255,17 @@ def csv_cell(value: Any) -> str:
 # ---- reading ---------------------------------------------------------------------------------------
 
 
+def whole_rows(path: Path) -> str:
+    """An appended CSV's text to its last line break: a row cut short (being written, a full disk) is left out."""
+    with open(path, encoding="utf-8", newline="") as file:
+        text = file.read()
+    return text[: text.rfind("\n") + 1]
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, float | None]]:
-    """metrics.csv's rows as numbers; None for a split the epoch did not measure (`train.eval_splits`)."""
-    with open(Path(run_dir) / METRICS, encoding="utf-8") as file:
-        return [{key: float(value) if value else None for key, value in row.items()} for row in csv.DictReader(file)]
+    """metrics.csv's whole rows as numbers; None for a split the epoch did not measure (`train.eval_splits`)."""
+    rows = csv.DictReader(io.StringIO(whole_rows(Path(run_dir) / METRICS)))
+    return [{key: float(value) if value else None for key, value in row.items()} for row in rows]
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -296,5 +297,4 @@ def finished_summary(run_dir: Path) -> dict[str, Any] | None:
         summary = read_summary(run_dir)
     except (OSError, ValueError):
         return None
-    finished = summary.get("status") in FINISHED and (Path(run_dir) / METRICS).is_file()
-    return summary if finished else None
+    return summary if summary.get("status") in FINISHED and (Path(run_dir) / METRICS).is_file() else None

@@ -155,8 +155,7 @@ def read_curves(frame: pd.DataFrame, file: str = layout.METRICS) -> pd.DataFrame
     for run_id, path in zip(frame["run_id"], frame["path"]):
         csv_path = Path(path) / file
         if csv_path.is_file():
-            text = csv_path.read_text(encoding="utf-8")
-            parts.append(pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1])).assign(run_id=run_id))
+            parts.append(pd.read_csv(io.StringIO(layout.whole_rows(csv_path))).assign(run_id=run_id))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -7,6 +7,7 @@ Tags (`dlcli tag`) are in `dlcli.components.tags`. Nothing here imports torch.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -93,13 +94,10 @@ def _last_logged(path: str) -> list[float | None]:
     """The epoch and test error of the last whole row of metrics.csv (a row being written is skipped;
     the test error is None when that epoch did not measure the test split: `train.eval_splits`)."""
     try:
-        with open(Path(path) / layout.METRICS, newline="", encoding="utf-8") as file:
-            rows = list(csv.DictReader(file))
+        rows = list(csv.DictReader(io.StringIO(layout.whole_rows(Path(path) / layout.METRICS))))
     except OSError:
         return [None, None]
     for row in reversed(rows):
-        if row.get("seconds") in (None, ""):  # cut short: the row being written
-            continue
         try:
             return [float(row["epoch"]), float(row["test_error"]) if row["test_error"] else None]
         except (KeyError, TypeError, ValueError):

@@ -41,9 +41,8 @@ def checkpoint_epoch(run_dir: Path) -> int | None:
 
 def truncate_csv(path: Path, column: str, last: int) -> None:
     """Keep the header and the rows whose `column` is at most `last` (what was logged after the
-    checkpoint is logged again), rewriting the file atomically and byte for byte."""
-    with open(path, encoding="utf-8", newline="") as file:
-        lines = file.read().splitlines(keepends=True)
+    checkpoint is logged again), rewriting the file atomically and byte for byte; a row cut short goes too."""
+    lines = layout.whole_rows(path).splitlines(keepends=True)
     position = next(csv.reader(lines[:1])).index(column)
     kept = [line for line in lines[1:] if int(next(csv.reader([line]))[position]) <= last]
     layout.atomic_write_text(path, "".join(lines[:1] + kept))

@@ -152,6 +152,26 @@ def test_a_truncated_checkpoint_trains_again_from_epoch_0_and_says_so(tmp_path):
     assert_same_run(train(experiment, tmp_path / "whole").run_dir, stopped.run_dir)
 
 
+def test_rows_cut_short_by_the_kill_are_dropped_and_logged_again(tmp_path):
+    """A process killed (or a disk filled) in the middle of appending leaves half a row at the end of
+    metrics.csv and steps.csv: the resumed run reads whole rows only and equals the uninterrupted one."""
+    experiment = experiment_from_dict(tiny_config(train={"epochs": 6, "checkpoint_every": 2, "log_steps": True}))
+
+    def interrupt(row):
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    stopped = train(experiment, tmp_path / "stopped", on_epoch=interrupt)
+    for name, cut in (("metrics.csv", "4,16,0.1,0.6e"), ("steps.csv", "17")):
+        with open(stopped.run_dir / name, "a", encoding="utf-8") as file:
+            file.write(cut)
+    assert resume(stopped.run_dir).status == Status.COMPLETED
+    whole = train(experiment, tmp_path / "whole").run_dir
+    assert_same_run(whole, stopped.run_dir)
+    steps = [(run / "steps.csv").read_text().splitlines() for run in (whole, stopped.run_dir)]
+    assert [line.rsplit(",", 1)[0] for line in steps[1]] == [line.rsplit(",", 1)[0] for line in steps[0]]
+
+
 def test_resume_refuses_a_live_run_and_a_folder_that_is_not_a_run(tmp_path):
     stopped = train(experiment_from_dict(tiny_config()), tmp_path / "runs")
     summary = json.loads((stopped.run_dir / "summary.json").read_text())

@@ -3,6 +3,7 @@ epochs, the swept keys as hyperparameters, and a second export adds nothing."""
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 
 import numpy as np
@@ -72,6 +73,28 @@ def test_where_selects_the_runs_exported(sweep, tmp_path):
     succeeded(invoke("export", sweep_dir, "--to", "tensorboard", tmp_path / "tb", "--where", "status==diverged"))
     assert {folder.name for folder in (tmp_path / "tb" / "grid").iterdir()} == \
         {row["run_id"] for row in rows if row["status"] == "diverged"}
+
+
+def test_a_run_still_writing_its_last_row_exports_its_whole_rows(sweep, tmp_path, tracking):
+    """A running run's metrics.csv may end in half a row (being written, or cut by a kill): it is left
+    out, never exported as a number nor failing the export."""
+    import mlflow
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sweep_dir, rows = sweep
+    run_dir = tmp_path / "runs" / "grid" / rows[0]["run_id"]
+    shutil.copytree(sweep_dir / rows[0]["run_id"], run_dir)
+    whole = csv_metrics(run_dir)
+    with open(run_dir / "metrics.csv", "a", encoding="utf-8") as file:
+        file.write(f"{len(whole)},99,0.05,0.2e")
+    succeeded(invoke("export", run_dir, "--to", "tensorboard", tmp_path / "tb"))
+    events = EventAccumulator(str(tmp_path / "tb" / "grid" / run_dir.name))
+    events.Reload()
+    assert [scalar.step for scalar in events.Scalars("train/loss")] == whole["epoch"].tolist()
+    succeeded(invoke("export", run_dir, "--to", "mlflow", tracking))
+    (run_id,) = mlflow.search_runs(experiment_names=["grid"])["run_id"]
+    history = mlflow.tracking.MlflowClient(tracking).get_metric_history(run_id, "train/loss")
+    assert sorted(metric.step for metric in history) == whole["epoch"].tolist()
 
 
 @pytest.fixture
