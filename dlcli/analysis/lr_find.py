@@ -3,6 +3,8 @@ from the config's initial weights, and watch the loss fall and then blow up.
 
 The suggestion is the steepest descent of the smoothed loss against log(lr); for a triangular
 schedule, max_lr is a third of the lr at the lowest smoothed loss and base_lr a quarter of max_lr.
+Every lr here is a value of optim.lr: with optim.lr_scaling each update uses it scaled with the batch
+size, as training does, so the suggestion goes into the config as it is.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from dlcli import layout
 from dlcli.components import losses
 from dlcli.components.optimizers import build_optimizer
 from dlcli.components.prepare import prepare
-from dlcli.components.schedules import batch_size_at
+from dlcli.components.schedules import batch_size_at, lr_scale
 from dlcli.config.flat import to_yaml
 from dlcli.config.schema import Experiment
 from dlcli.engine.batches import device_arrays, epoch_batches, input_stats, model_inputs
@@ -36,6 +38,7 @@ class LrFindResult:
     triangular: dict[str, float] = field(default_factory=dict)  # base_lr and max_lr
     stopped_early: bool = False
     run_dir: Path | None = None  # where `lr_find` wrote it
+    lr_scale: float = 1.0  # what optim.lr_scaling multiplies each lr by at the test's batch size
 
 
 def lr_find(experiment: Experiment, out_root: str | Path = "results", min_lr: float = 1e-6, max_lr: float = 10.0,
@@ -57,7 +60,8 @@ def lr_find(experiment: Experiment, out_root: str | Path = "results", min_lr: fl
 
 def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 10.0,
                   steps: int = 200) -> LrFindResult:
-    """Train from the initial weights while lr = min·(max/min)^(k/(steps−1)); nothing is written."""
+    """Train from the initial weights while optim.lr = min·(max/min)^(k/(steps−1)), scaled with the
+    batch size as training scales it (optim.lr_scaling); nothing is written."""
     if experiment.optim.name == "lstsq":
         raise UserError("optim.name: lstsq solves without a learning rate; lr-find needs sgd, adam or adamw")
     prepared = prepare(experiment)
@@ -68,6 +72,7 @@ def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 
     generator = torch.Generator().manual_seed(experiment.seed)
     loss_fn = losses.LOSSES[experiment.loss]
     size = batch_size_at(experiment.optim, 1, len(x))
+    scale = lr_scale(experiment.optim, size)
     batches: list[torch.Tensor] = []
     rows, average, best = [], 0.0, math.inf
     model.train()
@@ -77,7 +82,7 @@ def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 
         indices = batches.pop(0)
         lr = min_lr * (max_lr / min_lr) ** (step / max(1, steps - 1))
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * scale
         outputs = model(model_inputs(x[indices], stats))
         loss = loss_fn(outputs, y[indices]).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -93,7 +98,9 @@ def lr_range_test(experiment: Experiment, min_lr: float = 1e-6, max_lr: float = 
         best = min(best, smoothed)
         if smoothed > BLOW_UP * best:
             break
-    return _suggest(rows, stopped_early=len(rows) < steps)
+    result = _suggest(rows, stopped_early=len(rows) < steps)
+    result.lr_scale = scale
+    return result
 
 
 def _accuracy(loss: str, outputs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -124,4 +131,4 @@ def _suggest(rows: list[dict[str, float]], stopped_early: bool) -> LrFindResult:
 
 def summary_of(result: LrFindResult) -> dict[str, Any]:
     return {"suggested_lr": result.suggested_lr, "rule": result.rule, **result.triangular,
-            "steps": len(result.rows), "stopped_early": result.stopped_early}
+            "steps": len(result.rows), "stopped_early": result.stopped_early, "lr_scale": result.lr_scale}

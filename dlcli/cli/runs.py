@@ -124,8 +124,8 @@ def evaluate(
 @user_errors_exit_2
 def lr_find(
     config: Path = typer.Argument(..., help="The experiment's YAML file.", show_default=False),
-    min_lr: float = typer.Option(1e-6, "--min", min=0, help="The learning rate of the first update."),
-    max_lr: float = typer.Option(10.0, "--max", min=0, help="The learning rate of the last update."),
+    min_lr: float = typer.Option(1e-6, "--min", min=0, help="optim.lr at the first update (scaled with the batch as in training, under optim.lr_scaling)."),
+    max_lr: float = typer.Option(10.0, "--max", min=0, help="optim.lr at the last update."),
     steps: int = typer.Option(200, "--steps", min=2, help="Updates, the lr rising exponentially over them."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
     out: Path = typer.Option(Path("results"), "--out", help="Writes OUT/<name>/lr_find-<time>/lr_find.csv."),

@@ -147,7 +147,7 @@ def _last_epoch_with(optim: OptimConfig, epoch: int, size: int, epochs: int, n: 
 def lr_at(optim: OptimConfig, run_plan: Plan, step: int) -> float:
     """The learning rate of the update with this 0-based index."""
     epoch = run_plan.epoch_of(step)
-    scale = _scaling(optim, run_plan.batch_sizes[epoch - 1] if run_plan.batch_sizes else 1)
+    scale = lr_scale(optim, run_plan.batch_sizes[epoch - 1] if run_plan.batch_sizes else 1)
     base = optim.lr * scale
     schedule = optim.schedule
     if schedule.name == "step":
@@ -172,7 +172,7 @@ def triangular(step: int, base_lr: float, max_lr: float, step_size: int) -> floa
     return base_lr + (max_lr - base_lr) * max(0.0, 1 - x)
 
 
-def _scaling(optim: OptimConfig, batch_size: int) -> float:
+def lr_scale(optim: OptimConfig, batch_size: int) -> float:
     """The linear scaling rule (Goyal et al., arXiv 1706.02677): lr × B / base batch size."""
     if optim.lr_scaling.rule == "linear":
         return batch_size / optim.lr_scaling.base_batch_size

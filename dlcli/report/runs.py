@@ -85,6 +85,9 @@ def print_lr_find(result, run_dir: str, plot) -> None:
     console.print(table)
     if result.stopped_early:
         console.print(f"stopped after {len(rows)} steps: the loss blew up")
+    if result.lr_scale != 1:
+        console.print(f"optim.lr_scaling: each update used the lr shown × {result.lr_scale:g} (batch size / "
+                      "base_batch_size); the lrs here are optim.lr's")
     if result.suggested_lr is None:
         console.print(f"[yellow]no suggestion:[/] {result.rule}")
     else:

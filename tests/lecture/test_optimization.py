@@ -18,7 +18,7 @@ from dlcli.analysis.compare import load_runs, read_curves
 from dlcli.analysis.curves import update_noise
 from dlcli.config.load import experiment_from_dict, load_experiment
 from dlcli.errors import UserError
-from dlcli.analysis.lr_find import SMOOTHING
+from dlcli.analysis.lr_find import SMOOTHING, lr_find
 from dlcli.layout import read_metrics
 from dlcli.sweep.runner import run_sweep
 from dlcli.components.schedules import batch_size_at, lr_at, plan
@@ -428,6 +428,19 @@ def test_lr_find_suggests_an_lr_that_trains_better_than_a_hundredth_of_it(tmp_pa
     assert curve[-1]["train_loss"] < curve[0]["train_loss"]
     assert (good.summary["train_error"] < slow.summary["train_error"]
             or good.summary["test_error"] < slow.summary["test_error"]), (good.summary, slow.summary)
+
+
+def test_lr_find_ranges_optim_lr_and_scales_each_update_as_training_does(tmp_path):
+    """With optim.lr_scaling (batch 16, base 64: × 1/4) the test ranges optim.lr: the curve over 4× the lrs
+    is the unscaled curve, loss for loss, and the suggestion is 4× as large, to go into optim.lr as it is."""
+    config = tiny_config(optim={"name": "sgd", "lr": 0.1, "batch_size": 16})
+    unscaled = lr_find(experiment_from_dict(config), tmp_path / "plain", 1e-3, 10.0, steps=60)
+    config["optim"]["lr_scaling"] = {"rule": "linear", "base_batch_size": 64}
+    scaled = lr_find(experiment_from_dict(config), tmp_path / "scaled", 4e-3, 40.0, steps=60)
+    assert [row["loss"] for row in scaled.rows] == [row["loss"] for row in unscaled.rows]
+    assert [row["lr"] for row in scaled.rows] == [4 * row["lr"] for row in unscaled.rows]
+    assert scaled.suggested_lr == 4 * unscaled.suggested_lr
+    assert json.loads((scaled.run_dir / "lr_find.json").read_text())["lr_scale"] == 0.25
 
 
 def test_lr_find_with_too_few_steps_says_to_raise_them_when_the_loss_did_not_blow_up(tmp_path):
