@@ -145,6 +145,7 @@ def _start_files(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], note
 def estimate_sweep(sweep: Sweep, vectorize: bool = True, force: bool = False) -> float:
     """Check every point (nothing is written) and estimate the sweep's time with one worker: a few
     updates of each training unit of a distinct shape, extrapolated."""
+    _check_distinct([config_hash(experiment) for experiment in sweep.experiments], sweep.points)
     prepared = prepare_all(sweep.experiments, sweep.config_path, force, sweep.overrides)
     seconds, probed = 0.0, {}
     for unit in plan_units(prepared, vectorize)[0]:

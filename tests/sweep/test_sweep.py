@@ -48,6 +48,17 @@ def test_a_bad_point_is_caught_before_anything_runs(tmp_path, dry_run):
     line_with(lines, "optim.batch_size", "points " + ", ".join(map(str, bad)))
 
 
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_repeated_point_is_refused_by_the_dry_run_as_by_the_sweep(tmp_path, dry_run):
+    """0.1 and 0.10 are one experiment (one run folder): the dry run said every point was valid."""
+    config = write_yaml(tmp_path, tiny_config())
+    out = tmp_path / "out"
+    args = ["sweep", config, "--grid", "optim.lr=0.1,0.2,0.10", "--out", out, *(["--dry-run"] if dry_run else [])]
+    lines = user_error(invoke(*args), out)
+    assert len(lines) == 1, lines
+    line_with(lines, "points 1 and 3 are the same experiment", "optim.lr")
+
+
 def test_an_unknown_key_is_caught_at_every_point(tmp_path):
     config = write_yaml(tmp_path, tiny_config())
     out = tmp_path / "out"
