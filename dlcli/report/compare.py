@@ -108,7 +108,7 @@ def _heat_cell(number: float, failed: bool, best: bool, row_best: bool, low: flo
     if number != number:  # NaN: no run at this point
         return "[dim]·[/]"
     star, weight = ("★ " if best else ""), ("bold " if row_best else "")
-    return f"[{weight}black on {_heat(number, low, high)}] {star}{number:.4f} [/]"
+    return f"[{weight}black on {_heat(number, low, high)}] {star}{number_text(number)} [/]"
 
 
 RUN_LABEL_WIDTH = 40  # a run's label in a row per run wraps past this, leaving the width to the epochs

@@ -59,9 +59,10 @@ def _run_line(row: dict[str, Any]) -> str:
     keys = "  ".join([f"{key}={value}" for key, value in row.items() if "." in key] + [f"seed={row['seed']}"])
     keys = f"trial {row['trial']}  {keys}" if "trial" in row else keys
     if "trial" in row and row.get("val_error") is not None:  # a search: chosen on validation
-        result = f"val error {row['val_error']:.4f}  val loss {row['val_loss']:.4f}  ({row['seconds']:.1f} s)"
+        result = (f"val error {number_text(row['val_error'])}  val loss {number_text(row['val_loss'])}  "
+                  f"({row['seconds']:.1f} s)")
     elif row["status"] in FINISHED and row.get("test_error") is not None:
-        result = f"test error {row['test_error']:.4f}  ({row['seconds']:.1f} s)"
+        result = f"test error {number_text(row['test_error'])}  ({row['seconds']:.1f} s)"
     else:
         result = row.get("message") or ""
     return f"{mark} {keys}  {result}"

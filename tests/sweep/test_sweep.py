@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -57,6 +58,25 @@ def test_a_repeated_point_is_refused_by_the_dry_run_as_by_the_sweep(tmp_path, dr
     lines = user_error(invoke(*args), out)
     assert len(lines) == 1, lines
     line_with(lines, "points 1 and 3 are the same experiment", "optim.lr")
+
+
+def test_a_large_error_reads_in_scientific_notation_in_the_sweep_lines_and_the_heatmap(tmp_path):
+    """A regression on targets of order 1e4 has a test MSE near 1e8: `4.38e+07`, not `43785296.0000`."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 2))
+    (tmp_path / "big.csv").write_text("a,b,y\n" + "".join(f"{a},{b},{1e4 * a}\n" for a, b in x))
+    config = write_yaml(tmp_path, tiny_config(
+        data={"name": "csv", "params": {"path": str(tmp_path / "big.csv"), "target": "y", "task": "regression"}},
+        model={"name": "linear"}, loss="mse", train={"epochs": 1}))
+    out = tmp_path / "out"
+    lines = succeeded(invoke("sweep", config, "--grid", "optim.lr=0.01,0.02", "--out", out)).splitlines()
+    _, rows = read_csv_rows(out / "tiny" / "runs.csv")
+    errors = [float(row["test_error"]) for row in rows]
+    assert min(errors) > 1e6
+    for error in errors:
+        line_with(lines, "test error", f"{error:.2e}")
+    heatmap = succeeded(invoke("compare", out / "tiny", "--pivot", "optim.lr,seed"))
+    assert all(f"{error:.2e}" in heatmap for error in errors), heatmap
 
 
 def test_an_unknown_key_is_caught_at_every_point(tmp_path):
