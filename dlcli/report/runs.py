@@ -25,6 +25,9 @@ def print_run(summary: dict[str, Any], run_dir: str) -> None:
     if summary.get("bayes_error") is not None:
         table.add_row("Bayes error", "", number_text(summary["bayes_error"]))
     console.print(table)
+    if summary.get("restored_epoch") is not None:  # not the last epoch's numbers: say whose they are
+        console.print(f"train and test: epoch {summary['restored_epoch']}'s, the best on validation, whose weights "
+                      "early stopping restored (model.pt)")
     console.print(
         f"{summary['epochs_run']} epochs, {summary['steps']} steps, {summary['parameters']:,} parameters, "
         f"{summary['device']}, {summary['seconds']:.1f} s"

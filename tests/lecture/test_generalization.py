@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from conftest import tiny_config
+from conftest import text, tiny_config
 from dlcli.cli import app
 from dlcli.analysis.compare import axis_value, interpolation_threshold, load_runs
 from dlcli.config.load import experiment_from_dict
@@ -288,6 +288,7 @@ def test_early_stopping_restores_the_best_epoch_through_the_cli(write_config, tm
     assert last["epoch"] - best["epoch"] == patience  # ... exactly `patience` epochs after the best
     assert all(row[metric] >= best[metric] for row in rows)
     assert summary["restored_epoch"] == best["epoch"]
+    assert f"train and test: epoch {int(best['epoch'])}'s" in " ".join(text(result.stdout).split())
     for key in ("test_loss", "test_error", "train_loss", "train_error", "val_loss", "val_error", "weight_norm"):
         assert summary[key] == pytest.approx(best[key], abs=1e-9), key
 
