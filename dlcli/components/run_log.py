@@ -146,9 +146,9 @@ class RunLog:
         """Whether this row, once recorded, stops the run early (its epoch is then its last)."""
         return not self.ended and self._stopper.would_stop(row)
 
-    def diverge(self, epoch: int) -> None:
-        """End the run: its losses were not finite in this epoch (0: at initialization)."""
-        self._end(Status.DIVERGED, _divergence_message(epoch, self.experiment))
+    def diverge(self, epoch: int, lr: float | None = None) -> None:
+        """End the run: its losses were not finite in this epoch (0: at initialization); `lr`: its last update's."""
+        self._end(Status.DIVERGED, _divergence_message(epoch, self.experiment, lr))
 
     def record_steps(self, rows: list[dict[str, Any]]) -> None:
         if self._steps is not None:
@@ -241,10 +241,12 @@ def sparsity(state: dict[str, Tensor], threshold: float = 1e-3) -> float:
     return small / max(1, sum(value.numel() for value in tensors))
 
 
-def _divergence_message(epoch: int, experiment: Experiment) -> str:
+def _divergence_message(epoch: int, experiment: Experiment, lr: float | None) -> str:
     if epoch == 0:
         return "the loss is not finite at initialization"
-    return (f"loss became NaN or infinite in epoch {epoch} (optim.lr = {experiment.optim.lr}); "
+    # A schedule or the batch-size scaling can take the lr far from optim.lr: name the one that blew up.
+    last = f", the last update's lr {lr:.6g}" if lr is not None and lr != experiment.optim.lr else ""
+    return (f"loss became NaN or infinite in epoch {epoch} (optim.lr = {experiment.optim.lr}{last}); "
             f"kept epochs 0-{epoch - 1}")
 
 

@@ -36,7 +36,7 @@ def record_epoch(models: Trainable, data: dict[str, Tensor], members: list[Membe
     snapshot = models.snapshot()
     for m, (member, values) in enumerate(zip(members, measured)):
         if values is None:
-            member.log.diverge(position["epoch"])
+            member.log.diverge(position["epoch"], member.lr)
             continue
         row = {**position, "lr": member.lr, **UNMEASURED, **values, "seconds": time.perf_counter() - started}
         member.log.record(row, ModelState(snapshot, m))
@@ -60,7 +60,7 @@ def check_finite(members: list[Member], updates: EpochUpdates, epoch: int) -> No
     """An epoch that is not measured still ends the runs whose batch losses were not finite."""
     for member, total in zip(members, updates.batch_losses.sum(0).tolist()):
         if not math.isfinite(total):
-            member.log.diverge(epoch)
+            member.log.diverge(epoch, member.lr)
 
 
 def between_last(data: dict[str, Tensor], members: list[Member]) -> dict[str, Tensor]:

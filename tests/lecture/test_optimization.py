@@ -264,6 +264,19 @@ def test_triangular_cycles_between_base_and_max(tmp_path):
     assert min(lrs) == pytest.approx(base) and max(lrs) == pytest.approx(peak)
 
 
+def test_a_run_diverging_under_a_schedule_names_the_lr_that_blew_up(tmp_path):
+    """optim.lr is the schedule's base: the message names the last update's lr (steps.csv's) beside it."""
+    config = tiny_config(optim={"name": "sgd", "lr": 0.1, "batch_size": 25,
+                                "schedule": {"name": "triangular", "max_lr": 1e6, "step_size": 20}},
+                         train={"epochs": 10, "log_steps": True})
+    result = train(experiment_from_dict(config), out_root=tmp_path)
+    assert result.status == "diverged"
+    with open(result.run_dir / "steps.csv", encoding="utf-8") as file:
+        last_lr = float(list(csv.DictReader(file))[-1]["lr"])
+    assert last_lr > 1000
+    assert f"(optim.lr = 0.1, the last update's lr {last_lr:.6g})" in result.summary["message"]
+
+
 def test_warmup_with_constant_rises_linearly_to_exactly_the_base_lr(tmp_path):
     base, warmup_epochs = 0.2, 2
     warmup = warmup_epochs * 4  # updates in the first two epochs (batch 25 on 100)
