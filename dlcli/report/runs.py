@@ -98,6 +98,8 @@ def print_lr_find(result, run_dir: str, plot) -> None:
         cycle = result.triangular
         console.print(f"triangular schedule: max_lr {cycle['max_lr']:.3g} (a third of the lr at the lowest loss, "
                       f"{cycle['lowest_loss_lr']:.3g}), base_lr {cycle['base_lr']:.3g} (max_lr / 4)")
+        if cycle["lowest_loss_lr"] == rows[-1]["lr"]:  # no minimum seen: the range stops before the blow-up
+            console.print("[yellow]the loss was lowest at the last lr tried:[/] raise --max to see where it blows up")
     console.print(f"wrote {run_dir}/lr_find.csv" + (f" and {plot}" if plot else ""), soft_wrap=True)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CONFIGS, text, tiny_config
+from conftest import CONFIGS, text, tiny_config, write_yaml
 from dlcli.cli import app
 from dlcli.analysis.compare import load_runs, read_curves
 from dlcli.analysis.curves import update_noise
@@ -454,6 +454,16 @@ def test_lr_find_ranges_optim_lr_and_scales_each_update_as_training_does(tmp_pat
     assert [row["lr"] for row in scaled.rows] == [4 * row["lr"] for row in unscaled.rows]
     assert scaled.suggested_lr == 4 * unscaled.suggested_lr
     assert json.loads((scaled.run_dir / "lr_find.json").read_text())["lr_scale"] == 0.25
+
+
+def test_lr_find_says_to_raise_max_when_the_loss_is_lowest_at_the_last_lr(tmp_path):
+    """Up to --max 0.3 the loss only falls: its 'lowest' lr is the last one tried, no minimum."""
+    config = write_yaml(tmp_path, tiny_config())
+    result = invoke("lr-find", config, "--min", 1e-4, "--max", 0.3, "--steps", 30, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "raise --max to see where it blows up" in " ".join(text(result.stdout).split())
+    assert "raise --max" not in " ".join(text(invoke("lr-find", config, "--steps", 60, "--out",
+                                                      tmp_path / "out").stdout).split())
 
 
 def test_lr_find_with_too_few_steps_says_to_raise_them_when_the_loss_did_not_blow_up(tmp_path):
